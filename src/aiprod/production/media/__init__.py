@@ -1,0 +1,1 @@
+"""PyAV / NumPy / Pillow helpers shared by the backends."""

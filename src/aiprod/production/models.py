@@ -1,0 +1,309 @@
+"""The engine's data contract: what a user asks for and what the planner decides.
+
+Everything here is a pydantic model so that the CLI, the HTTP API and the job
+worker validate input the same way and store it as JSON.  Models are strict
+(`extra="forbid"`) so a typo in a field name is an error, not a silent default.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+AspectRatio = Literal["16:9", "9:16", "1:1"]
+Resolution = Literal["480p", "720p", "1080p"]
+Fps = Literal[24, 25, 30]
+MusicMood = Literal["uplifting", "calm", "dramatic", "corporate", "playful", "dark"]
+CameraMove = Literal["static", "pan_left", "pan_right", "zoom_in", "zoom_out"]
+Transition = Literal["cut", "crossfade", "slide"]
+PresetName = Literal["quick_social", "brand_campaign", "premium_spot"]
+Palette = Literal["sunset", "ocean", "forest", "mono", "neon", "pastel", "corporate"]
+VisualMotif = Literal["gradient", "particles", "geometric", "waves"]
+QualityTier = Literal["draft", "standard", "premium"]
+
+MUSIC_MOODS: tuple[str, ...] = ("uplifting", "calm", "dramatic", "corporate", "playful", "dark")
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
+
+_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class Voice(_Strict):
+    """A narrator voice: an eSpeak NG voice name (or a remote backend's name)."""
+
+    name: str = Field("en", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-./]+$")
+    rate: int = Field(165, ge=80, le=400, description="Speaking rate in words per minute.")
+    pitch: int = Field(50, ge=0, le=99, description="Base pitch, 0–99 (eSpeak scale).")
+
+
+class SubtitleStyle(_Strict):
+    enabled: bool = True
+    burn_in: bool = True
+    position: Literal["bottom", "top"] = "bottom"
+    size: float = Field(1.0, ge=0.5, le=2.0, description="Relative font size.")
+    color: str = Field("#ffffff", description="Text colour as #rrggbb.")
+    box: bool = Field(True, description="Draw a translucent box behind the text.")
+
+    @field_validator("color")
+    @classmethod
+    def _hex(cls, v: str) -> str:
+        if not _HEX.match(v):
+            raise ValueError("color must be #rrggbb")
+        return v.lower()
+
+
+class VisualStyle(_Strict):
+    palette: Palette | list[str] = "ocean"
+    motif: VisualMotif = "particles"
+    font_scale: float = Field(1.0, ge=0.5, le=2.0)
+
+    @field_validator("palette")
+    @classmethod
+    def _colors(cls, v: Palette | list[str]) -> Palette | list[str]:
+        if isinstance(v, list):
+            if not 2 <= len(v) <= 6:
+                raise ValueError("a custom palette has 2 to 6 colours")
+            bad = [c for c in v if not _HEX.match(c)]
+            if bad:
+                raise ValueError(f"palette colours must be #rrggbb, got {bad}")
+            return [c.lower() for c in v]
+        return v
+
+
+class UserMedia(_Strict):
+    """A file the user supplies for one scene (image → Ken Burns, video → trimmed/looped)."""
+
+    scene: int = Field(ge=0, description="Zero-based index of the scene that shows it.")
+    path: Path
+    license: str = Field("user-supplied", max_length=200)
+
+    @property
+    def kind(self) -> Literal["image", "video"]:
+        return "video" if self.path.suffix.lower() in VIDEO_SUFFIXES else "image"
+
+    @field_validator("path")
+    @classmethod
+    def _suffix(cls, v: Path) -> Path:
+        suffix = v.suffix.lower()
+        if suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+            raise ValueError(
+                f"unsupported media type {suffix or '(none)'}; use one of "
+                + ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+            )
+        return v
+
+
+class ProductionRequest(_Strict):
+    """What a user asks for.  Exactly one of `prompt` and `script`."""
+
+    prompt: str | None = Field(None, min_length=3, max_length=4000)
+    script: str | None = Field(None, min_length=3, max_length=50_000)
+    title: str | None = Field(None, max_length=120)
+    language: str = Field("en", min_length=2, max_length=16, pattern=r"^[A-Za-z\-]+$")
+    duration: float | None = Field(
+        None, ge=5, le=300, description="Target duration in seconds (default from the preset)."
+    )
+    aspect: AspectRatio = "16:9"
+    resolution: Resolution = "720p"
+    fps: Fps = 30
+    voice: Voice = Field(default_factory=Voice)
+    music: MusicMood | None = "uplifting"
+    style: VisualStyle = Field(default_factory=VisualStyle)
+    subtitles: SubtitleStyle = Field(default_factory=SubtitleStyle)
+    media: list[UserMedia] = Field(default_factory=list, max_length=50)
+    preset: PresetName = "brand_campaign"
+    budget: float | None = Field(None, gt=0, description="Spending cap in USD.")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    review: bool = False
+    backends: dict[str, str] = Field(
+        default_factory=dict, description="Backend per stage, e.g. {'narrate': 'espeak'}."
+    )
+
+    @field_validator("prompt", "script", "title")
+    @classmethod
+    def _strip(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip()
+        if not v:
+            raise ValueError("must not be blank")
+        return v
+
+    @field_validator("backends")
+    @classmethod
+    def _stages(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = set(v) - set(STAGES)
+        if unknown:
+            raise ValueError(f"unknown stage(s) {sorted(unknown)}; stages are {list(STAGES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> ProductionRequest:
+        from aiprod.production.presets import PRESETS
+
+        if (self.prompt is None) == (self.script is None):
+            raise ValueError("give exactly one of 'prompt' or 'script'")
+        preset = PRESETS[self.preset]
+        if self.duration is not None and self.duration > preset.max_duration:
+            raise ValueError(
+                f"duration {self.duration:g}s exceeds the {self.preset} preset's cap of "
+                f"{preset.max_duration:g}s"
+            )
+        if self.resolution not in preset.resolutions:
+            raise ValueError(
+                f"resolution {self.resolution} is not offered by the {self.preset} preset "
+                f"(allowed: {', '.join(preset.resolutions)})"
+            )
+        seen: set[int] = set()
+        for m in self.media:
+            if m.scene in seen:
+                raise ValueError(f"scene {m.scene} has more than one media file")
+            seen.add(m.scene)
+        return self
+
+    @property
+    def target_duration(self) -> float:
+        from aiprod.production.presets import PRESETS
+
+        return self.duration if self.duration is not None else PRESETS[self.preset].default_duration
+
+
+STAGES: tuple[str, ...] = ("plan", "narrate", "visuals", "music", "montage", "qa")
+
+
+class Scene(_Strict):
+    index: int = Field(ge=0)
+    narration: str = Field("", max_length=2000)
+    visual: str = Field("", max_length=1000, description="What the scene shows.")
+    on_screen_text: str = Field("", max_length=200)
+    duration: float = Field(gt=0.5, le=120)
+    camera: CameraMove = "static"
+    transition: Transition = Field("crossfade", description="Transition into the next scene.")
+    transition_duration: float = Field(0.5, ge=0, le=2.0)
+    kind: Literal["title", "content", "end"] = "content"
+    media: UserMedia | None = None
+
+    @model_validator(mode="after")
+    def _fits(self) -> Scene:
+        if self.transition != "cut" and self.transition_duration * 2 > self.duration:
+            raise ValueError(
+                f"scene {self.index}: transition of {self.transition_duration:g}s does not fit "
+                f"in a {self.duration:g}s scene"
+            )
+        return self
+
+
+class Storyboard(_Strict):
+    title: str = Field(max_length=120)
+    language: str = "en"
+    scenes: Annotated[list[Scene], Field(min_length=1, max_length=100)]
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _indices(self) -> Storyboard:
+        for i, s in enumerate(self.scenes):
+            if s.index != i:
+                raise ValueError(f"scene indices must be 0..n-1 in order; got {s.index} at {i}")
+        return self
+
+    def overlap_after(self, i: int) -> float:
+        """Seconds scene i overlaps the next one (0 for a cut or the last scene)."""
+        if i >= len(self.scenes) - 1 or self.scenes[i].transition == "cut":
+            return 0.0
+        return self.scenes[i].transition_duration
+
+    def starts(self) -> list[float]:
+        """Start time of each scene on the final timeline (transitions overlap scenes)."""
+        t, out = 0.0, []
+        for i, s in enumerate(self.scenes):
+            out.append(t)
+            t += s.duration - self.overlap_after(i)
+        return out
+
+    @property
+    def duration(self) -> float:
+        starts = self.starts()
+        return starts[-1] + self.scenes[-1].duration
+
+
+class RenderSpec(_Strict):
+    """Concrete output format derived from a request (and maybe downgraded by budget)."""
+
+    width: int = Field(ge=64, le=3840)
+    height: int = Field(ge=64, le=3840)
+    fps: Fps
+    quality: QualityTier = "standard"
+
+    @property
+    def x264_preset(self) -> str:
+        return {"draft": "veryfast", "standard": "medium", "premium": "slow"}[self.quality]
+
+    @property
+    def crf(self) -> int:
+        return {"draft": 23, "standard": 20, "premium": 18}[self.quality]
+
+    def frames(self, seconds: float) -> int:
+        return max(1, round(seconds * self.fps))
+
+
+_HEIGHTS = {"480p": 480, "720p": 720, "1080p": 1080}
+
+
+def render_spec(
+    aspect: AspectRatio, resolution: Resolution, fps: Fps, quality: QualityTier
+) -> RenderSpec:
+    """Size for an aspect and a resolution class: the short side is the class's height."""
+    short = _HEIGHTS[resolution]
+    long_side = (short * 16 // 9 + 1) // 2 * 2
+    if aspect == "16:9":
+        w, h = long_side, short
+    elif aspect == "9:16":
+        w, h = short, long_side
+    else:
+        w = h = short
+    return RenderSpec(width=w, height=h, fps=fps, quality=quality)
+
+
+class WordTiming(_Strict):
+    text: str
+    start: float
+    end: float
+
+
+class Narration(_Strict):
+    """A narrated scene: a mono WAV and the timing of each word in it."""
+
+    path: Path
+    sample_rate: int
+    duration: float
+    words: list[WordTiming] = Field(default_factory=list)
+
+
+class SubtitleCue(_Strict):
+    start: float
+    end: float
+    text: str
+
+
+class QACheck(_Strict):
+    name: str
+    passed: bool
+    blocking: bool = True
+    measured: str = ""
+    expected: str = ""
+
+
+class QAReport(_Strict):
+    passed: bool
+    checks: list[QACheck]
+
+    @property
+    def failures(self) -> list[QACheck]:
+        return [c for c in self.checks if not c.passed and c.blocking]

@@ -1,0 +1,1 @@
+"""The six stages. Each module defines the stage's Protocol; backends implement them."""
