@@ -189,6 +189,8 @@ class Scene(_Strict):
     transition_duration: float = Field(0.5, ge=0, le=2.0)
     kind: Literal["title", "content", "end"] = "content"
     media: UserMedia | None = None
+    voice: Voice | None = Field(None, description="Overrides the production's voice here.")
+    style: VisualStyle | None = Field(None, description="Overrides the production's style here.")
 
     @model_validator(mode="after")
     def _fits(self) -> Scene:

@@ -1,0 +1,53 @@
+"""Backend registry: every stage's implementations, by name.
+
+Backends are imported lazily so that asking for the planner does not load PyAV
+or eSpeak.  Remote backends register here beside the built-in ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from aiprod.production.models import STAGES
+
+_REGISTRY: dict[str, dict[str, str]] = {
+    "plan": {"builtin": "aiprod.production.backends.planner:BuiltinPlanner"},
+    "narrate": {"espeak": "aiprod.production.backends.espeak:EspeakNarrator"},
+    "visuals": {"motion": "aiprod.production.backends.motion:MotionRenderer"},
+    "music": {"synth": "aiprod.production.backends.synth:SynthComposer"},
+    "montage": {"pyav": "aiprod.production.backends.pyav_montage:PyAVMontage"},
+    "qa": {"probe": "aiprod.production.backends.probe_qa:ProbeQA"},
+}
+
+DEFAULTS: dict[str, str] = {stage: next(iter(names)) for stage, names in _REGISTRY.items()}
+
+_instances: dict[tuple[str, str], Any] = {}
+
+
+class UnknownBackend(ValueError):
+    pass
+
+
+def names(stage: str) -> list[str]:
+    return list(_REGISTRY[stage])
+
+
+def check(stage: str, name: str) -> None:
+    if stage not in STAGES:
+        raise UnknownBackend(f"unknown stage {stage!r}; stages are {list(STAGES)}")
+    if name not in _REGISTRY[stage]:
+        raise UnknownBackend(
+            f"unknown {stage} backend {name!r}; available: {', '.join(_REGISTRY[stage])}"
+        )
+
+
+def get(stage: str, name: str | None = None) -> Any:
+    """The (shared, stateless) backend instance registered as `name` for `stage`."""
+    name = name or DEFAULTS[stage]
+    check(stage, name)
+    key = (stage, name)
+    if key not in _instances:
+        module, _, attr = _REGISTRY[stage][name].partition(":")
+        _instances[key] = getattr(importlib.import_module(module), attr)()
+    return _instances[key]

@@ -1,0 +1,582 @@
+"""Runs the stages in order, through the stage cache, reporting progress.
+
+The output folder holds the deliverables (video.mp4, subtitles, poster,
+thumbnails), the provenance files (storyboard.json, qa.json, cost.json,
+manifest.json) and ``work/`` with every intermediate (narration WAVs, scene
+clips, music) so that a person can inspect each piece and a resumed run can
+start from the last finished stage (``work/state.json``).
+
+Each stage is idempotent: run it twice and the second run is served by the
+cache.  Changing one scene changes only that scene's cache keys, so only that
+scene (and the montage that includes it) is made again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from aiprod import __version__
+from aiprod.production import backends
+from aiprod.production.cache import StageCache, cache_key, file_digest
+from aiprod.production.cost import (
+    CostEstimate,
+    PriceTable,
+    fast_track,
+    fit_budget,
+    is_fast_track,
+)
+from aiprod.production.models import (
+    STAGES,
+    Narration,
+    ProductionRequest,
+    QAReport,
+    RenderSpec,
+    Storyboard,
+    SubtitleCue,
+)
+from aiprod.production.stages.montage import MontageInput, MontageOutput
+from aiprod.production.stages.qa import QAInput
+from aiprod.production.stages.visuals import SceneContext
+from aiprod.settings import Settings, get_settings
+
+NARRATION_LEAD = 0.3  # seconds from a scene's start to its narration
+NARRATION_GAP = 0.4  # at least this much silence between two scenes' narration
+NARRATION_TAIL = 0.3  # screen time after a scene's narration ends
+
+
+class Cancelled(Exception):
+    """The caller asked the production to stop."""
+
+
+class QAFailed(Exception):
+    def __init__(self, report: QAReport) -> None:
+        names = ", ".join(
+            f"{c.name} ({c.measured}; expected {c.expected})" for c in report.failures
+        )
+        super().__init__(f"quality checks failed: {names}")
+        self.report = report
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    stage: str
+    status: Literal["started", "progress", "completed"]
+    fraction: float  # of this stage
+    overall: float  # of the whole production, 0..1
+    eta: float | None  # seconds left, None until it can be told
+    cached: int = 0  # units of this stage served from the cache (on completion)
+    units: int = 0  # units of this stage (on completion)
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class ProductionResult:
+    outdir: Path
+    storyboard: Storyboard
+    qa: QAReport
+    cost: CostEstimate
+    video: Path
+    cache: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Hard-link (or copy) a finished file; outputs are never modified in place."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+    os.replace(tmp, path)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        request: ProductionRequest,
+        outdir: Path,
+        *,
+        settings: Settings | None = None,
+        cache: StageCache | None = None,
+        on_progress: ProgressCallback | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.request = request
+        self.outdir = outdir
+        self.work = outdir / "work"
+        self.cache = cache
+        if cache is None and self.settings.cache_enabled:
+            self.cache = StageCache(self.settings.stage_cache_dir, self.settings.cache_ttl_hours)
+        self.on_progress = on_progress
+        self.should_cancel = should_cancel or (lambda: False)
+        self.prices = PriceTable.default(self.settings.compute_price_per_hour, self.settings.prices)
+        for stage, name in request.backends.items():
+            backends.check(stage, name)
+        self.fast_track = is_fast_track(request)
+        if self.fast_track:
+            request = self.request = fast_track(request)
+        self.estimate = fit_budget(request, self.prices)
+        self.spec: RenderSpec = self.estimate.spec
+        self.stats: dict[str, dict[str, int]] = {}
+        self.timings: dict[str, dict[str, float]] = {}
+        self.made_by: dict[str, dict[str, str]] = {}
+        self._weights = self._stage_weights(self.estimate)
+        self._done_weight = 0.0
+        self._started = time.monotonic()
+
+    # ---------------------------------------------------------------- progress
+
+    @staticmethod
+    def _stage_weights(est: CostEstimate) -> dict[str, float]:
+        secs = est.stage_seconds()
+        total = sum(secs.values()) or 1.0
+        return {s: max(secs.get(s, 0.0), 0.002 * total) for s in STAGES}
+
+    def _emit(self, stage: str, status: str, fraction: float, **extra: int) -> None:
+        if self.should_cancel():
+            raise Cancelled(f"cancelled during {stage}")
+        if self.on_progress is None:
+            return
+        total = sum(self._weights.values())
+        overall = min(1.0, (self._done_weight + self._weights[stage] * fraction) / total)
+        elapsed = time.monotonic() - self._started
+        eta = elapsed / overall * (1 - overall) if overall > 0.02 else None
+        self.on_progress(
+            ProgressEvent(stage, status, fraction, overall, eta, **extra)  # type: ignore[arg-type]
+        )
+
+    def _backend(self, stage: str) -> Any:
+        backend = backends.get(stage, self.request.backends.get(stage))
+        self.made_by[stage] = {"backend": backend.name, "version": backend.version}
+        return backend
+
+    # ------------------------------------------------------------- state file
+
+    @property
+    def _state_path(self) -> Path:
+        return self.work / "state.json"
+
+    def done_stages(self) -> list[str]:
+        try:
+            return list(json.loads(self._state_path.read_text())["done"])
+        except (OSError, ValueError, KeyError):
+            return []
+
+    def _mark_done(self, stage: str) -> None:
+        done = self.done_stages()
+        if stage not in done:
+            done.append(stage)
+        _write_json(self._state_path, {"done": done})
+
+    # ------------------------------------------------------------------ cache
+
+    def _cached(
+        self,
+        stage: str,
+        backend: Any,
+        inputs: dict[str, Any],
+        targets: list[Path],
+        make: Callable[[Path], None],
+    ) -> bool:
+        """Fill `targets` from the cache or by calling make(tmpdir) which must create
+        files named like the targets there.  Returns True on a cache hit."""
+        key = cache_key(stage, backend.name, backend.version, inputs)
+        stats = self.stats.setdefault(stage, {"hits": 0, "misses": 0})
+        entry = self.cache.get(key) if self.cache else None
+        if entry is not None and all((entry / t.name).exists() for t in targets):
+            for t in targets:
+                _link(entry / t.name, t)
+            stats["hits"] += 1
+            return True
+        tmp = self.work / "tmp" / key[:16]
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            make(tmp)
+            made = [tmp / t.name for t in targets]
+            missing = [p.name for p in made if not p.exists()]
+            if missing:
+                raise RuntimeError(f"{stage} backend {backend.name} did not write {missing}")
+            if self.cache is not None:
+                entry = self.cache.put(key, made, {"stage": stage})
+                for t in targets:
+                    _link(entry / t.name, t)
+            else:
+                for m, t in zip(made, targets, strict=True):
+                    _link(m, t)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        stats["misses"] += 1
+        return False
+
+    # ------------------------------------------------------------------ stages
+
+    def plan(self, storyboard: Storyboard | None = None) -> Storyboard:
+        """Plan (or accept an edited storyboard) and save it."""
+        self._emit("plan", "started", 0.0)
+        planner = self._backend("plan")
+        if storyboard is None:
+            storyboard = planner.plan(self.request)
+        else:
+            self.made_by["plan"] = {"backend": "user-edit", "version": "1"}
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(parents=True, exist_ok=True)
+        _write_json(self.outdir / "storyboard.json", storyboard.model_dump(mode="json"))
+        self.stats["plan"] = {"hits": 0, "misses": 1}
+        self._finish("plan", units=1, cached=0)
+        return storyboard
+
+    def _finish(self, stage: str, *, units: int, cached: int) -> None:
+        self._mark_done(stage)
+        self._emit(stage, "completed", 1.0, units=units, cached=cached)
+        self._done_weight += self._weights[stage]
+
+    def narrate(self, storyboard: Storyboard) -> tuple[Storyboard, list[Narration]]:
+        """Narrate every scene, then lengthen scenes whose speech does not fit."""
+        self._emit("narrate", "started", 0.0)
+        narrator = self._backend("narrate")
+        out: list[Narration] = []
+        n = len(storyboard.scenes)
+        hits = 0
+        for i, scene in enumerate(storyboard.scenes):
+            voice = scene.voice or self.request.voice
+            wav = self.work / "narration" / f"scene_{i:03d}.wav"
+            meta = wav.with_suffix(".json")
+
+            def make(
+                tmp: Path, text: str = scene.narration, voice: Any = voice, name: str = wav.name
+            ) -> None:
+                nar = narrator.narrate(text, voice, storyboard.language, tmp / name)
+                (tmp / Path(name).with_suffix(".json")).write_text(nar.model_dump_json())
+
+            hits += self._cached(
+                "narrate",
+                narrator,
+                {"text": scene.narration, "voice": voice, "language": storyboard.language},
+                [wav, meta],
+                make,
+            )
+            nar = Narration.model_validate_json(meta.read_text())
+            out.append(nar.model_copy(update={"path": wav}))
+            self._emit("narrate", "progress", (i + 1) / n)
+        storyboard = fit_to_narration(storyboard, out)
+        _write_json(self.outdir / "storyboard.json", storyboard.model_dump(mode="json"))
+        _write_json(self.work / "narration.json", [x.model_dump(mode="json") for x in out])
+        self._finish("narrate", units=n, cached=hits)
+        return storyboard, out
+
+    def visuals(self, storyboard: Storyboard) -> list[Path]:
+        self._emit("visuals", "started", 0.0)
+        renderer = self._backend("visuals")
+        clips: list[Path] = []
+        n = len(storyboard.scenes)
+        hits = 0
+        for i, scene in enumerate(storyboard.scenes):
+            ctx = SceneContext(
+                spec=self.spec,
+                style=scene.style or self.request.style,
+                title=storyboard.title,
+                scene_count=n,
+                seed=storyboard.seed,
+            )
+            clip = self.work / "clips" / f"scene_{i:03d}.mp4"
+            inputs = {
+                "scene": scene.model_dump(mode="json", exclude={"narration", "voice", "media"}),
+                "media": (
+                    {"sha256": file_digest(scene.media.path), "suffix": scene.media.path.suffix}
+                    if scene.media
+                    else None
+                ),
+                "spec": self.spec,
+                "style": ctx.style,
+                "seed": ctx.seed,
+                # Only cards show the production's title.
+                "title": ctx.title if scene.kind != "content" else None,
+            }
+
+            def make(
+                tmp: Path,
+                scene: Any = scene,
+                ctx: SceneContext = ctx,
+                i: int = i,
+                name: str = clip.name,
+            ) -> None:
+                def progress(f: float) -> None:
+                    self._emit("visuals", "progress", (i + f) / n)
+
+                renderer.render(scene, ctx, tmp / name, progress)
+
+            hits += self._cached("visuals", renderer, inputs, [clip], make)
+            clips.append(clip)
+            self._emit("visuals", "progress", (i + 1) / n)
+        self._finish("visuals", units=n, cached=hits)
+        return clips
+
+    def music(self, storyboard: Storyboard) -> Path | None:
+        self._emit("music", "started", 0.0)
+        if self.request.music is None:
+            self.stats["music"] = {"hits": 0, "misses": 0}
+            self._finish("music", units=0, cached=0)
+            return None
+        composer = self._backend("music")
+        wav = self.work / "music.wav"
+        mood, duration, seed = self.request.music, storyboard.duration, storyboard.seed
+        hit = self._cached(
+            "music",
+            composer,
+            {"mood": mood, "duration": duration, "seed": seed},
+            [wav],
+            lambda tmp: composer.compose(mood, duration, seed, tmp / wav.name),
+        )
+        self._finish("music", units=1, cached=int(hit))
+        return wav
+
+    def montage(
+        self,
+        storyboard: Storyboard,
+        clips: list[Path],
+        narrations: list[Narration],
+        music: Path | None,
+    ) -> tuple[MontageOutput, list[SubtitleCue]]:
+        from aiprod.production.subtitles import cues_from_narrations
+
+        self._emit("montage", "started", 0.0)
+        montage = self._backend("montage")
+        subs = self.request.subtitles
+        cues = cues_from_narrations(storyboard, narrations, NARRATION_LEAD) if subs.enabled else []
+        names = ["video.mp4", "poster.jpg"]
+        if subs.enabled:
+            names += ["subtitles.srt", "subtitles.vtt"]
+        names += [f"thumb_{i:03d}.jpg" for i in range(len(storyboard.scenes))]
+        targets = [self.outdir / (f"thumbs/{n}" if n.startswith("thumb_") else n) for n in names]
+        inputs = {
+            "clips": [file_digest(c) for c in clips],
+            "narrations": [file_digest(x.path) for x in narrations],
+            "music": file_digest(music) if music else None,
+            "storyboard": storyboard.model_dump(
+                mode="json", exclude={"scenes": {"__all__": {"media"}}}
+            ),
+            "spec": self.spec,
+            "subtitles": subs,
+            "cues": cues,
+            "lead": NARRATION_LEAD,
+        }
+        result: dict[str, MontageOutput] = {}
+
+        def make(tmp: Path) -> None:
+            inp = MontageInput(
+                storyboard=storyboard,
+                clips=clips,
+                narrations=narrations,
+                music=music,
+                spec=self.spec,
+                subtitles=subs,
+                cues=cues,
+                narration_lead=NARRATION_LEAD,
+            )
+            result["out"] = montage.assemble(
+                inp, tmp, lambda f: self._emit("montage", "progress", f)
+            )
+
+        hit = self._cached("montage", montage, inputs, targets, make)
+        out = MontageOutput(
+            video=self.outdir / "video.mp4",
+            srt=self.outdir / "subtitles.srt" if subs.enabled else None,
+            vtt=self.outdir / "subtitles.vtt" if subs.enabled else None,
+            poster=self.outdir / "poster.jpg",
+            thumbnails=[t for t in targets if t.parent.name == "thumbs"],
+            loudness_lufs=result["out"].loudness_lufs if "out" in result else 0.0,
+        )
+        self._finish("montage", units=1, cached=int(hit))
+        return out, cues
+
+    def qa(
+        self, storyboard: Storyboard, narrations: list[Narration], cues: list[SubtitleCue]
+    ) -> QAReport:
+        self._emit("qa", "started", 0.0)
+        checker = self._backend("qa")
+        starts = storyboard.starts()
+        spans = [
+            (starts[i] + NARRATION_LEAD, starts[i] + NARRATION_LEAD + n.words[-1].end)
+            for i, n in enumerate(narrations)
+            if n.words
+        ]
+        report: QAReport = checker.check(
+            QAInput(
+                video=self.outdir / "video.mp4",
+                storyboard=storyboard,
+                spec=self.spec,
+                cues=cues,
+                narration_spans=spans,
+                subtitles_expected=self.request.subtitles.enabled,
+            )
+        )
+        _write_json(self.outdir / "qa.json", report.model_dump(mode="json"))
+        self.stats["qa"] = {"hits": 0, "misses": 1}
+        self._finish("qa", units=1, cached=0)
+        return report
+
+    # --------------------------------------------------------------------- run
+
+    def run(self, storyboard: Storyboard | None = None) -> ProductionResult:
+        """Run every stage; raises QAFailed (after writing the report), Cancelled."""
+        timings: dict[str, float] = {}
+        cpu: dict[str, float] = {}
+
+        def timed(stage: str, fn: Callable[[], Any]) -> Any:
+            t0, c0 = time.monotonic(), time.process_time()
+            value = fn()
+            timings[stage] = round(time.monotonic() - t0, 3)
+            cpu[stage] = round(time.process_time() - c0, 3)
+            return value
+
+        sb = timed("plan", lambda: self.plan(storyboard))
+        self.estimate = fit_budget(self.request, self.prices, sb, self.spec)
+        self.spec = self.estimate.spec
+        sb, narrations = timed("narrate", lambda: self.narrate(sb))
+        clips = timed("visuals", lambda: self.visuals(sb))
+        music = timed("music", lambda: self.music(sb))
+        out, cues = timed("montage", lambda: self.montage(sb, clips, narrations, music))
+        report = timed("qa", lambda: self.qa(sb, narrations, cues))
+        cost = self._write_cost(timings, cpu)
+        self.write_manifest(sb, report)
+        if not report.passed:
+            raise QAFailed(report)
+        return ProductionResult(
+            outdir=self.outdir,
+            storyboard=sb,
+            qa=report,
+            cost=cost,
+            video=out.video,
+            cache=self.stats,
+        )
+
+    def _write_cost(self, wall: dict[str, float], cpu: dict[str, float]) -> CostEstimate:
+        est = self.estimate
+        actual: list[dict[str, Any]] = []
+        for s in est.stages:
+            spent = cpu.get(s.stage, 0.0) * self.prices.unit_price(s.backend, "cpu_second")
+            actual.append(
+                {
+                    "stage": s.stage,
+                    "wall_seconds": wall.get(s.stage, 0.0),
+                    "cpu_seconds": cpu.get(s.stage, 0.0),
+                    "cost": round(spent if s.unit == "cpu_second" else s.cost, 8),
+                    "cache": self.stats.get(s.stage, {}),
+                }
+            )
+        _write_json(
+            self.outdir / "cost.json",
+            {
+                "estimate": est.model_dump(mode="json"),
+                "actual": actual,
+                "actual_total": round(sum(a["cost"] for a in actual), 8),
+                "budget": self.request.budget,
+                "fast_track": self.fast_track,
+            },
+        )
+        return est
+
+    def write_manifest(self, storyboard: Storyboard, report: QAReport) -> None:
+        """List every file of the output with its hash and the backend that made it."""
+        stage_of = {
+            "narration": "narrate",
+            "clips": "visuals",
+            "music.wav": "music",
+            "video.mp4": "montage",
+            "poster.jpg": "montage",
+            "subtitles.srt": "montage",
+            "subtitles.vtt": "montage",
+            "thumbs": "montage",
+            "storyboard.json": "plan",
+            "qa.json": "qa",
+        }
+        assets = []
+        for path in sorted(self.outdir.rglob("*")):
+            rel = path.relative_to(self.outdir)
+            if (
+                not path.is_file()
+                or rel.name == "manifest.json"
+                or rel.parts[:2] == ("work", "tmp")
+            ):
+                continue
+            top = rel.parts[1] if rel.parts[0] == "work" and len(rel.parts) > 1 else rel.parts[0]
+            stage = stage_of.get(top)
+            assets.append(
+                {
+                    "path": rel.as_posix(),
+                    "bytes": path.stat().st_size,
+                    "sha256": file_digest(path),
+                    "stage": stage,
+                    "made_by": self.made_by.get(stage) if stage else {"backend": "aiprod"},
+                }
+            )
+        media = [
+            {
+                "scene": s.index,
+                "source": str(s.media.path),
+                "sha256": file_digest(s.media.path),
+                "license": s.media.license,
+            }
+            for s in storyboard.scenes
+            if s.media is not None
+        ]
+        _write_json(
+            self.outdir / "manifest.json",
+            {
+                "aiprod": __version__,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "title": storyboard.title,
+                "request": self.request.model_dump(mode="json"),
+                "spec": self.spec.model_dump(mode="json"),
+                "backends": self.made_by,
+                "qa_passed": report.passed,
+                "assets": assets,
+                "user_media": media,
+            },
+        )
+
+
+def fit_to_narration(storyboard: Storyboard, narrations: list[Narration]) -> Storyboard:
+    """Lengthen scenes whose narration (plus lead, gap and transition) does not fit.
+
+    Only the scene that needs more time changes, so editing one scene never
+    invalidates the cached clips of the others.
+    """
+    scenes = []
+    for i, (scene, nar) in enumerate(zip(storyboard.scenes, narrations, strict=True)):
+        overlap = storyboard.overlap_after(i)
+        speech = nar.words[-1].end if nar.words else 0.0
+        need = (
+            speech + max(NARRATION_LEAD + NARRATION_TAIL, overlap + NARRATION_GAP) if speech else 0
+        )
+        duration = round(max(scene.duration, need), 3)
+        scenes.append(scene.model_copy(update={"duration": duration}))
+    return storyboard.model_copy(update={"scenes": scenes})
+
+
+def run_production(
+    request: ProductionRequest,
+    outdir: Path,
+    *,
+    settings: Settings | None = None,
+    on_progress: ProgressCallback | None = None,
+    storyboard: Storyboard | None = None,
+) -> ProductionResult:
+    """Make one production from start to finish (the CLI's and tests' entry point)."""
+    return Pipeline(request, outdir, settings=settings, on_progress=on_progress).run(storyboard)
