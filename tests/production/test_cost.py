@@ -54,8 +54,9 @@ def test_budget_downgrades_before_refusing() -> None:
     r = req(duration=60, resolution="1080p", preset="premium_spot")
     full = fit_budget(r, PRICES)
     assert full.downgrades == [] and full.spec.quality == "premium"
-    capped = fit_budget(req(duration=60, resolution="1080p", preset="premium_spot",
-                            budget=full.total * 0.6), PRICES)
+    capped = fit_budget(
+        req(duration=60, resolution="1080p", preset="premium_spot", budget=full.total * 0.6), PRICES
+    )
     assert capped.total <= full.total * 0.6
     assert capped.downgrades and capped.downgrades[0] == "quality premium→standard"
     assert (capped.spec.width, capped.spec.quality) != (1920, "premium")

@@ -91,7 +91,7 @@ def test_scene_and_storyboard_rules() -> None:
     with pytest.raises(ValidationError, match="does not fit"):
         Scene(index=0, duration=1.0, transition="crossfade", transition_duration=0.8)
     Scene(index=0, duration=1.0, transition="cut", transition_duration=0.8)
-    with pytest.raises(ValidationError, match="indices must be 0..n-1"):
+    with pytest.raises(ValidationError, match=r"indices must be 0\.\.n-1"):
         Storyboard(title="t", scenes=[Scene(index=1, duration=3)])
     sb = Storyboard(
         title="t",

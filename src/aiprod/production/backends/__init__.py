@@ -29,6 +29,14 @@ class UnknownBackend(ValueError):
     pass
 
 
+def register(stage: str, name: str, target: str) -> None:
+    """Add a backend ("package.module:Class") for a stage, e.g. from a plugin."""
+    if stage not in STAGES:
+        raise UnknownBackend(f"unknown stage {stage!r}; stages are {list(STAGES)}")
+    _REGISTRY[stage][name] = target
+    _instances.pop((stage, name), None)
+
+
 def names(stage: str) -> list[str]:
     return list(_REGISTRY[stage])
 
