@@ -1,0 +1,1 @@
+"""HTTP entry point: app factory, error shape, middleware, health."""

@@ -1,0 +1,1 @@
+"""Database: async SQLAlchemy engine, declarative base, Alembic migrations."""

@@ -1,0 +1,1 @@
+"""Identity: users, passwords, tokens, roles."""

@@ -1,0 +1,1 @@
+"""Jobs: durable productions with leases, checkpoints, retries and events."""

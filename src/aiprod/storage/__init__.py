@@ -1,0 +1,1 @@
+"""Artifact storage: a local folder by default, any obstore URL (s3://, gs://, az://)."""
