@@ -166,6 +166,7 @@ def make(
         pipeline.on_progress = on_progress
         try:
             result = pipeline.run()
+            assert result is not None  # no review gate on the command line
         except QAFailed as exc:
             bar.stop()
             _print_qa(exc.report.model_dump(mode="json"))

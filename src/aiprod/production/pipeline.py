@@ -76,6 +76,9 @@ class ProgressEvent:
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
+StageDoneCallback = Callable[[str, list[Path]], None]
+"""Called after a stage with the files (relative to the output folder) it made,
+before the next stage starts: the job worker checkpoints them to storage."""
 
 
 @dataclass
@@ -114,8 +117,13 @@ class Pipeline:
         cache: StageCache | None = None,
         on_progress: ProgressCallback | None = None,
         should_cancel: Callable[[], bool] | None = None,
+        on_stage_done: StageDoneCallback | None = None,
+        resume: bool = False,
     ) -> None:
         self.settings = settings or get_settings()
+        self.on_stage_done = on_stage_done
+        if not resume:
+            (outdir / "work" / "state.json").unlink(missing_ok=True)
         self.request = request
         self.outdir = outdir
         self.work = outdir / "work"
@@ -242,9 +250,26 @@ class Pipeline:
         return storyboard
 
     def _finish(self, stage: str, *, units: int, cached: int) -> None:
+        if self.on_stage_done is not None:
+            self.on_stage_done(stage, self.stage_files(stage))
         self._mark_done(stage)
         self._emit(stage, "completed", 1.0, units=units, cached=cached)
         self._done_weight += self._weights[stage]
+
+    def stage_files(self, stage: str) -> list[Path]:
+        """The files a finished stage leaves in the output folder (relative paths)."""
+        patterns = {
+            "plan": ["storyboard.json"],
+            "narrate": ["storyboard.json", "work/narration.json", "work/narration/*"],
+            "visuals": ["work/clips/*.mp4"],
+            "music": ["work/music.wav"],
+            "montage": ["video.mp4", "poster.jpg", "subtitles.srt", "subtitles.vtt", "thumbs/*"],
+            "qa": ["qa.json", "cost.json", "manifest.json"],
+        }[stage]
+        found: list[Path] = []
+        for pattern in patterns:
+            found += sorted(p.relative_to(self.outdir) for p in self.outdir.glob(pattern))
+        return found
 
     def narrate(self, storyboard: Storyboard) -> tuple[Storyboard, list[Narration]]:
         """Narrate every scene, then lengthen scenes whose speech does not fit."""
@@ -276,7 +301,15 @@ class Pipeline:
             self._emit("narrate", "progress", (i + 1) / n)
         storyboard = fit_to_narration(storyboard, out)
         _write_json(self.outdir / "storyboard.json", storyboard.model_dump(mode="json"))
-        _write_json(self.work / "narration.json", [x.model_dump(mode="json") for x in out])
+        _write_json(
+            self.work / "narration.json",
+            [
+                x.model_copy(update={"path": x.path.relative_to(self.outdir)}).model_dump(
+                    mode="json"
+                )
+                for x in out
+            ],
+        )
         self._finish("narrate", units=n, cached=hits)
         return storyboard, out
 
@@ -353,12 +386,10 @@ class Pipeline:
         narrations: list[Narration],
         music: Path | None,
     ) -> tuple[MontageOutput, list[SubtitleCue]]:
-        from aiprod.production.subtitles import cues_from_narrations
-
         self._emit("montage", "started", 0.0)
         montage = self._backend("montage")
         subs = self.request.subtitles
-        cues = cues_from_narrations(storyboard, narrations, NARRATION_LEAD) if subs.enabled else []
+        cues = self._cues(storyboard, narrations)
         names = ["video.mp4", "poster.jpg"]
         if subs.enabled:
             names += ["subtitles.srt", "subtitles.vtt"]
@@ -394,14 +425,9 @@ class Pipeline:
             )
 
         hit = self._cached("montage", montage, inputs, targets, make)
-        out = MontageOutput(
-            video=self.outdir / "video.mp4",
-            srt=self.outdir / "subtitles.srt" if subs.enabled else None,
-            vtt=self.outdir / "subtitles.vtt" if subs.enabled else None,
-            poster=self.outdir / "poster.jpg",
-            thumbnails=[t for t in targets if t.parent.name == "thumbs"],
-            loudness_lufs=result["out"].loudness_lufs if "out" in result else 0.0,
-        )
+        out = self._montage_output(storyboard)
+        if "out" in result:
+            out.loudness_lufs = result["out"].loudness_lufs
         self._finish("montage", units=1, cached=int(hit))
         return out, cues
 
@@ -428,45 +454,101 @@ class Pipeline:
         )
         _write_json(self.outdir / "qa.json", report.model_dump(mode="json"))
         self.stats["qa"] = {"hits": 0, "misses": 1}
-        self._finish("qa", units=1, cached=0)
         return report
 
     # --------------------------------------------------------------------- run
 
-    def run(self, storyboard: Storyboard | None = None) -> ProductionResult:
-        """Run every stage; raises QAFailed (after writing the report), Cancelled."""
+    def run(
+        self, storyboard: Storyboard | None = None, stop_after: str | None = None
+    ) -> ProductionResult | None:
+        """Run the stages not yet done (see ``work/state.json``), loading the
+        outputs of those that are.  Returns None when stopped after `stop_after`
+        (the review gate).  Raises QAFailed (after writing the report), Cancelled."""
+        done = set(self.done_stages())
         timings: dict[str, float] = {}
         cpu: dict[str, float] = {}
 
-        def timed(stage: str, fn: Callable[[], Any]) -> Any:
+        def step(stage: str, fn: Callable[[], Any], load: Callable[[], Any]) -> Any:
+            if stage in done:
+                self._done_weight += self._weights[stage]
+                return load()
             t0, c0 = time.monotonic(), time.process_time()
             value = fn()
             timings[stage] = round(time.monotonic() - t0, 3)
             cpu[stage] = round(time.process_time() - c0, 3)
             return value
 
-        sb = timed("plan", lambda: self.plan(storyboard))
+        def load_plan() -> Storyboard:
+            if storyboard is not None:  # an edit made after planning wins
+                _write_json(self.outdir / "storyboard.json", storyboard.model_dump(mode="json"))
+                return storyboard
+            return Storyboard.model_validate_json((self.outdir / "storyboard.json").read_text())
+
+        sb = step("plan", lambda: self.plan(storyboard), load_plan)
         self.estimate = fit_budget(self.request, self.prices, sb, self.spec)
         self.spec = self.estimate.spec
-        sb, narrations = timed("narrate", lambda: self.narrate(sb))
-        clips = timed("visuals", lambda: self.visuals(sb))
-        music = timed("music", lambda: self.music(sb))
-        out, cues = timed("montage", lambda: self.montage(sb, clips, narrations, music))
-        report = timed("qa", lambda: self.qa(sb, narrations, cues))
-        cost = self._write_cost(timings, cpu)
-        self.write_manifest(sb, report)
+        if stop_after == "plan":
+            return None
+        sb, narrations = step("narrate", lambda: self.narrate(sb), self._load_narrations)
+        clips = step(
+            "visuals",
+            lambda: self.visuals(sb),
+            lambda: [self.work / "clips" / f"scene_{i:03d}.mp4" for i in range(len(sb.scenes))],
+        )
+        music = step(
+            "music",
+            lambda: self.music(sb),
+            lambda: self.work / "music.wav" if self.request.music else None,
+        )
+        out, cues = step(
+            "montage",
+            lambda: self.montage(sb, clips, narrations, music),
+            lambda: (self._montage_output(sb), self._cues(sb, narrations)),
+        )
+        if "qa" in done:
+            report = QAReport.model_validate_json((self.outdir / "qa.json").read_text())
+        else:
+            report = step("qa", lambda: self.qa(sb, narrations, cues), lambda: None)
+            self._write_cost(timings, cpu)
+            self.write_manifest(sb, report)
+            self._finish("qa", units=1, cached=0)
         if not report.passed:
             raise QAFailed(report)
         return ProductionResult(
             outdir=self.outdir,
             storyboard=sb,
             qa=report,
-            cost=cost,
+            cost=self.estimate,
             video=out.video,
             cache=self.stats,
         )
 
-    def _write_cost(self, wall: dict[str, float], cpu: dict[str, float]) -> CostEstimate:
+    def _load_narrations(self) -> tuple[Storyboard, list[Narration]]:
+        sb = Storyboard.model_validate_json((self.outdir / "storyboard.json").read_text())
+        raw = json.loads((self.work / "narration.json").read_text())
+        items = [Narration.model_validate(x) for x in raw]
+        return sb, [n.model_copy(update={"path": self.outdir / n.path}) for n in items]
+
+    def _cues(self, sb: Storyboard, narrations: list[Narration]) -> list[SubtitleCue]:
+        from aiprod.production.subtitles import cues_from_narrations
+
+        if not self.request.subtitles.enabled:
+            return []
+        return cues_from_narrations(sb, narrations, NARRATION_LEAD)
+
+    def _montage_output(self, sb: Storyboard) -> MontageOutput:
+        subs = self.request.subtitles.enabled
+        return MontageOutput(
+            video=self.outdir / "video.mp4",
+            srt=self.outdir / "subtitles.srt" if subs else None,
+            vtt=self.outdir / "subtitles.vtt" if subs else None,
+            poster=self.outdir / "poster.jpg",
+            thumbnails=[
+                self.outdir / "thumbs" / f"thumb_{i:03d}.jpg" for i in range(len(sb.scenes))
+            ],
+        )
+
+    def _write_cost(self, wall: dict[str, float], cpu: dict[str, float]) -> None:
         est = self.estimate
         actual: list[dict[str, Any]] = []
         for s in est.stages:
@@ -490,7 +572,6 @@ class Pipeline:
                 "fast_track": self.fast_track,
             },
         )
-        return est
 
     def write_manifest(self, storyboard: Storyboard, report: QAReport) -> None:
         """List every file of the output with its hash and the backend that made it."""
@@ -579,4 +660,6 @@ def run_production(
     storyboard: Storyboard | None = None,
 ) -> ProductionResult:
     """Make one production from start to finish (the CLI's and tests' entry point)."""
-    return Pipeline(request, outdir, settings=settings, on_progress=on_progress).run(storyboard)
+    result = Pipeline(request, outdir, settings=settings, on_progress=on_progress).run(storyboard)
+    assert result is not None  # no stop_after: runs to the end
+    return result
