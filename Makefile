@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PROMPT ?= A short film about how honeybees turn flowers into honey
 OUT    ?= out
 
-.PHONY: run test lint bench clean install
+.PHONY: run video test lint bench clean install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 run: install
+	$(BIN)/aiprod serve
+
+video: install
 	$(BIN)/aiprod make "$(PROMPT)" -o $(OUT)
 
 test: install

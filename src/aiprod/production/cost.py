@@ -245,6 +245,7 @@ def is_fast_track(request: ProductionRequest, storyboard: Storyboard | None = No
 def fast_track(request: ProductionRequest) -> ProductionRequest:
     """The request as the fast track runs it: the quick_social preset's draft
     encode, no review gate; the duration is pinned so the preset change keeps it."""
-    return request.model_copy(
-        update={"preset": "quick_social", "review": False, "duration": request.target_duration}
-    )
+    update: dict[str, object] = {"preset": "quick_social", "review": False}
+    if request.script is None:  # a script without a duration keeps its natural length
+        update["duration"] = request.target_duration
+    return request.model_copy(update=update)
