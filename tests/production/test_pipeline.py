@@ -176,7 +176,7 @@ def test_failed_qa_fails_the_production_with_the_report(settings: Settings, tmp_
         Pipeline(request(backends={"visuals": "black"}), tmp_path / "o", settings=settings).run()
     report = json.loads((tmp_path / "o" / "qa.json").read_text())
     assert report["passed"] is False
-    assert any(c["name"] == "no_black_scene" and not c["passed"] for c in report["checks"])
+    assert any(c["name"] == "no_black_scenes" and not c["passed"] for c in report["checks"])
     assert info.value.report.failures
 
 
