@@ -48,6 +48,7 @@ def child_pipeline(resolution: str, duration: float) -> dict[str, float]:
         t0 = time.perf_counter()
         pipeline = Pipeline(request, Path(tmp) / "out", settings=settings)
         result = pipeline.run()
+        assert result is not None
         wall = time.perf_counter() - t0
         frames = pipeline.spec.frames(result.storyboard.duration)
         return {

@@ -202,3 +202,19 @@ def test_cancel_stops_and_leaves_no_video(settings: Settings, tmp_path: Path) ->
 def test_unknown_backend_is_refused(settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown narrate backend 'nope'"):
         Pipeline(request(backends={"narrate": "nope"}), tmp_path, settings=settings)
+
+
+def test_identical_units_in_different_scenes_share_one_cache_entry(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Two scenes with the same narration are one unit of work: the second is a
+    cache hit even though its file has another name."""
+    script = "[scene]\nThe same words.\n[scene]\nThe same words.\n[scene]\nOther words here."
+    p = Pipeline(request(script=script, music=None), tmp_path / "o", settings=settings)
+    p.run()
+    assert p.stats["narrate"] == {"hits": 1, "misses": 2}
+    a, b = (
+        (tmp_path / "o/work/narration/scene_000.wav"),
+        (tmp_path / "o/work/narration/scene_001.wav"),
+    )
+    assert a.read_bytes() == b.read_bytes()

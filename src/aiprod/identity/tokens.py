@@ -92,4 +92,3 @@ def new_refresh_token() -> str:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-

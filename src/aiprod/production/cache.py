@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +75,21 @@ class StageCache:
             return None
         return d
 
-    def put(self, key: str, files: Iterable[Path], info: Mapping[str, Any] | None = None) -> Path:
-        """Copy `files` into a new entry (flat, by file name) and return its folder."""
+    def put(
+        self,
+        key: str,
+        files: Sequence[Path],
+        info: Mapping[str, Any] | None = None,
+        names: Sequence[str] | None = None,
+    ) -> Path:
+        """Copy `files` into a new entry (flat, under `names` or their own names)
+        and return its folder."""
         final = self._dir(key)
         tmp = self.root / "tmp" / f"{key}.{uuid.uuid4().hex}"
         tmp.mkdir(parents=True)
         try:
-            for f in files:
-                shutil.copy2(f, tmp / f.name)
+            for f, name in zip(files, names or [f.name for f in files], strict=True):
+                shutil.copy2(f, tmp / name)
             meta = {"created": time.time(), "info": _canonical(dict(info or {}))}
             (tmp / "meta.json").write_text(json.dumps(meta))
             final.parent.mkdir(parents=True, exist_ok=True)

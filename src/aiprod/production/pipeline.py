@@ -202,13 +202,18 @@ class Pipeline:
         make: Callable[[Path], None],
     ) -> bool:
         """Fill `targets` from the cache or by calling make(tmpdir) which must create
-        files named like the targets there.  Returns True on a cache hit."""
+        files named like the targets there.  Returns True on a cache hit.
+
+        Entries store files under position-based names, not the targets' names:
+        the same unit of work (say, an empty narration) may serve scene 0 of one
+        production and scene 3 of another."""
         key = cache_key(stage, backend.name, backend.version, inputs)
         stats = self.stats.setdefault(stage, {"hits": 0, "misses": 0})
+        stored = [f"{i:03d}{t.suffix}" for i, t in enumerate(targets)]
         entry = self.cache.get(key) if self.cache else None
-        if entry is not None and all((entry / t.name).exists() for t in targets):
-            for t in targets:
-                _link(entry / t.name, t)
+        if entry is not None and all((entry / name).exists() for name in stored):
+            for name, t in zip(stored, targets, strict=True):
+                _link(entry / name, t)
             stats["hits"] += 1
             return True
         tmp = self.work / "tmp" / key[:16]
@@ -221,9 +226,12 @@ class Pipeline:
             if missing:
                 raise RuntimeError(f"{stage} backend {backend.name} did not write {missing}")
             if self.cache is not None:
-                entry = self.cache.put(key, made, {"stage": stage})
-                for t in targets:
-                    _link(entry / t.name, t)
+                neutral = [
+                    m.rename(m.with_name(f"_{name}")) for m, name in zip(made, stored, strict=True)
+                ]
+                entry = self.cache.put(key, neutral, {"stage": stage}, names=stored)
+                for name, t in zip(stored, targets, strict=True):
+                    _link(entry / name, t)
             else:
                 for m, t in zip(made, targets, strict=True):
                     _link(m, t)

@@ -1,0 +1,141 @@
+"""The FastAPI application factory.
+
+One factory for ``aiprod serve`` and the tests: everything the app needs comes
+from ``Settings`` and is built in the lifespan (not at import), so two apps with
+different settings can live in one process.  Startup fails closed: a weak or
+world-readable signing key, a database that cannot be migrated or an artifact
+store that cannot be opened stop the server instead of serving half-working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI
+
+from aiprod import __version__
+from aiprod.api import errors, health, middleware
+from aiprod.db.engine import Database
+from aiprod.db.migrate import upgrade_async
+from aiprod.identity import endpoints as identity_endpoints
+from aiprod.identity.service import IdentityService
+from aiprod.jobs import endpoints as job_endpoints
+from aiprod.jobs.service import JobService
+from aiprod.settings import Settings, get_settings
+from aiprod.storage.store import Storage
+
+log = logging.getLogger("aiprod.api")
+
+DESCRIPTION = """\
+AIPROD turns a prompt or a script into a narrated video.  Productions run as
+durable jobs: submit one, follow its events, optionally review and edit the
+storyboard before rendering, then download the video, subtitles and thumbnails.
+
+**Authentication.** `POST /v1/auth/login` returns a short-lived access token
+(send it as `Authorization: Bearer <token>`) and a single-use refresh token
+(trade it at `POST /v1/auth/refresh`).  Reusing a spent refresh token revokes
+the whole login.
+
+**Errors.** Every error answers `{"error": {"code", "message", "details"}}`
+with a stable `code` (`not_found`, `validation_error`, `budget_exceeded`,
+`idempotency_conflict`, `invalid_state`, …).
+
+**Privacy.** Another user's production answers 404 exactly like a missing one.
+
+**Idempotency.** Send `Idempotency-Key` with `POST /v1/productions` to make
+retries safe.  **Pagination.** Lists are keyset-paginated with an opaque
+`cursor`.
+"""
+
+TAGS = [
+    {"name": "auth", "description": "Log in, rotate tokens, log out, who am I."},
+    {"name": "productions", "description": "Submit, follow, review and steer productions."},
+    {"name": "artifacts", "description": "Files a production made: video, subtitles, …"},
+    {"name": "catalog", "description": "Presets and cost estimates."},
+    {"name": "health", "description": "Probes for load balancers and orchestrators."},
+]
+
+
+def create_app(settings: Settings | None = None, *, embedded_worker: bool | None = None) -> FastAPI:
+    """Build the app.
+
+    `embedded_worker`: None runs a worker inside the server when
+    ``settings.workers > 0``; False never does (workers run as their own
+    processes); True always does, with at least one slot.  Readiness expects a
+    live worker whenever one is embedded or ``settings.workers > 0``.
+    """
+    cfg = settings if settings is not None else get_settings()
+    run_worker = cfg.workers > 0 if embedded_worker is None else embedded_worker
+    worker_expected = run_worker or cfg.workers > 0
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(cfg.sqlalchemy_url)
+        try:
+            # First, before touching anything: refuses a weak signing key.
+            identity = IdentityService(db, cfg)
+            await upgrade_async(cfg.sqlalchemy_url)
+            storage = Storage(cfg.artifact_url)
+            app.state.settings = cfg
+            app.state.db = db
+            app.state.storage = storage
+            app.state.identity = identity
+            app.state.jobs = JobService(db, cfg)
+            app.state.worker_expected = worker_expected
+            stop = asyncio.Event()
+            task = _start_worker(db, storage, cfg, stop) if run_worker else None
+            try:
+                yield
+            finally:
+                if task is not None:
+                    await _stop_worker(task, stop, cfg.lease_seconds)
+        finally:
+            await db.dispose()
+
+    app = FastAPI(
+        title="AIPROD API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    middleware.install(app, cfg.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(identity_endpoints.router)
+    app.include_router(job_endpoints.router)
+    app.include_router(job_endpoints.catalog)
+    return app
+
+
+def _start_worker(
+    db: Database, storage: Storage, settings: Settings, stop: asyncio.Event
+) -> asyncio.Task[None]:
+    # Imported here: API-only deployments never load the rendering stack.
+    from aiprod.jobs.worker import Worker
+
+    worker = Worker(db, storage, settings, max(1, settings.workers))
+    task = asyncio.create_task(worker.run(stop), name="aiprod-embedded-worker")
+    task.add_done_callback(_worker_exited)
+    return task
+
+
+def _worker_exited(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        # Readiness turns 503 once its heartbeat is stale; say why here.
+        log.error("embedded worker stopped", exc_info=task.exception())
+
+
+async def _stop_worker(task: asyncio.Task[None], stop: asyncio.Event, grace: float) -> None:
+    """Ask the worker to stop and give it up to a lease to hand its jobs back;
+    a job it abandons is resumed by the next worker once the lease runs out."""
+    stop.set()
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
+        log.warning("embedded worker did not stop within %.0fs; cancelling it", grace)
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task

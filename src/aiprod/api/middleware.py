@@ -1,0 +1,203 @@
+"""The HTTP edge: body size cap, request ids, security headers, error documentation.
+
+These are plain ASGI middlewares rather than ``BaseHTTPMiddleware`` so that
+they never buffer a response (artifact downloads stream) and so that the body
+cap can count bytes while the application reads them, which is the only way
+to bound a chunked upload that sends no ``Content-Length``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aiprod.api.errors import error_body
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+# --------------------------------------------------------------- error docs
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. `not_found`.")
+    message: str = Field(description="Human-readable explanation; safe to show to users.")
+    details: Any = Field(None, description="Extra structured data (validation errors, …).")
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error answer (see ``aiprod.api.errors``)."""
+
+    error: ErrorDetail
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request.",
+    401: "Missing, invalid or expired credentials.",
+    403: "Authenticated, but the role does not allow this action.",
+    404: "No such resource for this caller (another user's job is reported the same way).",
+    409: "The resource is not in a state that allows this action.",
+    413: "Request body larger than the server accepts.",
+    416: "The requested byte range is outside the artifact.",
+    422: "The request failed validation; `details` lists the problems.",
+    503: "A dependency is not ready; the message names it.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting the error shape for `statuses`.
+
+    Listing 422 here also replaces FastAPI's default validation-error schema,
+    which does not match what ``aiprod.api.errors`` actually sends."""
+    return {s: {"model": ErrorResponse, "description": _DESCRIPTIONS[s]} for s in statuses}
+
+
+# --------------------------------------------------------------- body cap
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` when a streamed body passes the cap.
+
+    It is an HTTPException so that FastAPI's body reader re-raises it (any
+    other error there becomes a 400) and the installed handler answers 413 in
+    the error shape."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            status_code=413,
+            detail=f"request body exceeds the limit of {limit} bytes",
+            headers={"Connection": "close"},
+        )
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies above `max_bytes`: at once when ``Content-Length`` says so,
+    otherwise as soon as the bytes read pass the cap."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError:
+                length = -1
+            if length < 0:
+                await _error(scope, receive, send, 400, "bad_request", "invalid Content-Length")
+                return
+            if length > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            # Normally the exception handler answers; this covers code that
+            # reads the body outside FastAPI's request handling.
+            if started:
+                raise
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _error(
+            scope,
+            receive,
+            send,
+            413,
+            "payload_too_large",
+            f"request body exceeds the limit of {self.max_bytes} bytes",
+            # The client may still be sending; do not reuse the connection.
+            {"Connection": "close"},
+        )
+
+
+async def _error(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    response = JSONResponse(error_body(code, message), status_code=status, headers=headers)
+    await response(scope, receive, send)
+
+
+# ------------------------------------------------- request id and headers
+
+
+class EdgeHeadersMiddleware:
+    """Give every request an id (kept from the client when well-formed, so a
+    proxy's id survives) and add browser-hardening headers to every answer.
+
+    JSON answers carry user data and tokens, so they are never cached and may
+    not be framed or run as a document."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get(REQUEST_ID_HEADER)
+        request_id = (
+            incoming if incoming is not None and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        )
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                headers.setdefault("X-Frame-Options", "DENY")
+                content_type = headers.get("content-type", "")
+                if content_type.startswith("application/json"):
+                    headers.setdefault("Cache-Control", "no-store")
+                    headers.setdefault(
+                        "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"
+                    )
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def install(app: FastAPI, max_body_bytes: int) -> None:
+    """Add the edge middlewares; headers outermost so a 413 carries them too."""
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(EdgeHeadersMiddleware)

@@ -1,0 +1,242 @@
+"""Bodies of the productions API and the shaping of stored rows into them.
+
+Responses are built from the rows here, not in the endpoints, so every route
+that returns a job returns exactly the same document.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import posixpath
+import uuid
+from datetime import datetime
+from typing import Any, Literal, cast, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from aiprod.jobs.models import Job, JobEvent
+from aiprod.jobs.state import STATUSES
+from aiprod.production.cost import CostEstimate
+from aiprod.production.models import CameraMove, QualityTier, Transition, VisualStyle, Voice
+
+JobStatus = Literal["queued", "processing", "awaiting_approval", "completed", "failed", "cancelled"]
+assert set(get_args(JobStatus)) == set(STATUSES), "JobStatus is out of date"
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+    stage: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class QASummary(BaseModel):
+    passed: bool
+    failed: list[str] = Field(description="Blocking checks that failed.")
+    warnings: list[str] = Field(description="Non-blocking checks that failed.")
+
+
+class JobLinks(BaseModel):
+    self: str
+    events: str
+    storyboard: str
+    artifacts: str
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    status: JobStatus
+    stage: str | None = Field(description="Stage running or last run.")
+    progress: int = Field(ge=0, le=100)
+    eta_seconds: float | None
+    title: str | None
+    fast_track: bool = Field(description="Simple request: fastest path, no review gate.")
+    review: bool = Field(description="Pauses for storyboard approval after planning.")
+    estimate: CostEstimate
+    error: JobError | None
+    qa: QASummary | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    links: JobLinks
+
+    @classmethod
+    def from_job(cls, job: Job, root: str = "") -> JobOut:
+        base = f"{root}/v1/productions/{job.id}"
+        return cls(
+            id=job.id,
+            status=cast(JobStatus, job.status),
+            stage=job.stage,
+            progress=job.progress,
+            eta_seconds=job.eta_seconds,
+            title=job.title,
+            fast_track=job.fast_track,
+            review=job.review,
+            estimate=CostEstimate.model_validate(job.estimate),
+            error=JobError.model_validate(job.error) if job.error else None,
+            qa=_qa_summary(job.qa),
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            completed_at=job.completed_at,
+            links=JobLinks(
+                self=base,
+                events=f"{base}/events",
+                storyboard=f"{base}/storyboard",
+                artifacts=f"{base}/artifacts",
+            ),
+        )
+
+
+def _qa_summary(qa: dict[str, Any] | None) -> QASummary | None:
+    if not qa:
+        return None
+    checks = [c for c in qa.get("checks", []) if isinstance(c, dict)]
+    failed = [c for c in checks if not c.get("passed", False)]
+    return QASummary(
+        passed=bool(qa.get("passed", False)),
+        failed=[str(c.get("name")) for c in failed if c.get("blocking", True)],
+        warnings=[str(c.get("name")) for c in failed if not c.get("blocking", True)],
+    )
+
+
+class SubmitResponse(BaseModel):
+    job: JobOut
+    estimate: CostEstimate = Field(description="Cost and time predicted at submission.")
+    fast_track: bool
+
+
+class EstimateResponse(BaseModel):
+    estimate: CostEstimate
+    fast_track: bool
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next (older) page; null on the last page."
+    )
+
+
+class EventOut(BaseModel):
+    seq: int = Field(description="Position in the job's log, from 1, without gaps.")
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def from_event(cls, ev: JobEvent) -> EventOut:
+        return cls(seq=ev.seq, type=ev.type, payload=ev.payload, created_at=ev.created_at)
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_after: int = Field(description="Pass as `after` to continue (poll) from here.")
+    has_more: bool = Field(description="More events are already available.")
+
+
+class ArtifactOut(BaseModel):
+    name: str = Field(examples=["video.mp4"])
+    stage: str = Field(description="The stage that produced it.")
+    bytes: int
+    sha256: str
+    content_type: str
+    url: str
+
+
+class ArtifactList(BaseModel):
+    items: list[ArtifactOut]
+
+
+class RerenderRequest(BaseModel):
+    """Fields of one scene to change; those left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    narration: str | None = Field(None, max_length=2000)
+    visual: str | None = Field(None, max_length=1000)
+    on_screen_text: str | None = Field(None, max_length=200)
+    voice: Voice | None = Field(None, description="null clears the scene's override.")
+    style: VisualStyle | None = Field(None, description="null clears the scene's override.")
+    camera: CameraMove | None = None
+    transition: Transition | None = None
+    duration: float | None = Field(None, gt=0.5, le=120)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if not data:
+                raise ValueError("give at least one field to change")
+            nullable = {"voice", "style"}
+            bad = sorted(k for k, v in data.items() if v is None and k not in nullable)
+            if bad:
+                raise ValueError(f"{', '.join(bad)} cannot be null")
+        return data
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class PresetOut(BaseModel):
+    name: str
+    description: str
+    default_duration: float
+    max_duration: float
+    max_scenes: int
+    quality: QualityTier
+    resolutions: list[str]
+
+
+# ------------------------------------------------------------------ cursors
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
+    """Opaque to clients so the keyset can change without breaking them."""
+    raw = json.dumps([created_at.isoformat(), str(job_id)], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, job_id = json.loads(raw)
+        when = datetime.fromisoformat(created)
+        key = uuid.UUID(job_id)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise BadCursor("invalid cursor") from exc
+    if when.tzinfo is None:
+        raise BadCursor("invalid cursor")
+    return when, key
+
+
+# ---------------------------------------------------------------- artifacts
+
+CONTENT_TYPES: dict[str, str] = {
+    ".mp4": "video/mp4",
+    ".srt": "application/x-subrip",
+    ".vtt": "text/vtt; charset=utf-8",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".json": "application/json",
+    ".wav": "audio/wav",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+def content_type(name: str) -> str:
+    return CONTENT_TYPES.get(posixpath.splitext(name)[1].lower(), "application/octet-stream")
+
+
+def safe_artifact_name(name: str) -> bool:
+    """A relative name with no empty, '.' or '..' segment: never a way out of
+    the job's folder, whatever a checkpoint row says."""
+    if not name or name.startswith("/") or "\\" in name or "\x00" in name:
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/"))
