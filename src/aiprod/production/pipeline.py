@@ -446,7 +446,10 @@ class Pipeline:
         checker = self._backend("qa")
         starts = storyboard.starts()
         spans = [
-            (starts[i] + NARRATION_LEAD, starts[i] + NARRATION_LEAD + n.words[-1].end)
+            (
+                starts[i] + NARRATION_LEAD + n.words[0].start,
+                starts[i] + NARRATION_LEAD + n.words[-1].end,
+            )
             for i, n in enumerate(narrations)
             if n.words
         ]
