@@ -1,4 +1,5 @@
-"""Command line: `aiprod make`, `aiprod voices`, `aiprod presets`."""
+"""Command line: `aiprod make`, `aiprod voices`, `aiprod presets`, and the operator
+commands `aiprod worker`, `aiprod db upgrade|downgrade`, `aiprod users create`."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from aiprod.production.models import STAGES, ProductionRequest
+from aiprod.settings import Settings
 
 app = typer.Typer(
     help="AIPROD: prompt or script in, finished narrated video out.",
@@ -253,6 +255,290 @@ def presets() -> None:
             p.description,
         )
     console.print(table)
+
+
+# --------------------------------------------------------------- platform
+# Operator commands.  Each reads a fresh Settings() (AIPROD_* variables) so
+# that what runs is what the environment says, not a cached default.
+
+
+def _platform_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise _fail(
+            _validation_message(exc).replace("invalid request", "invalid settings")
+        ) from None
+
+
+def _safe_url(url: str) -> str:
+    """The database URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable URL)"
+
+
+def _migrate(direction: str, url: str, revision: str) -> None:
+    """Run a migration, turning the errors an operator can fix into messages."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from aiprod.db import migrate
+
+    try:
+        if direction == "up":
+            migrate.upgrade(url, revision)
+        else:
+            migrate.downgrade(url, revision)
+    except CommandError as exc:
+        raise _fail(f"migration failed: {exc}") from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise _fail(f"cannot migrate {_safe_url(url)}: {exc}", 1) from None
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Jobs at once (default: AIPROD_WORKERS, at least 1)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Run a standalone job worker until SIGTERM or SIGINT (migrates the database first).
+
+    Jobs in flight when it stops resume from their last finished stage on any
+    worker once their lease runs out.
+    """
+    import asyncio
+    import logging
+
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise _fail(f"unknown log level {log_level!r}")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(level, logging.WARNING))
+    settings = _platform_settings()
+    _migrate("up", settings.sqlalchemy_url, "head")
+    asyncio.run(_run_worker(settings, concurrency))
+
+
+async def _run_worker(settings: Settings, concurrency: int | None) -> None:
+    import asyncio
+    import logging
+    import signal
+
+    from aiprod.db.engine import Database
+    from aiprod.jobs.worker import Worker
+    from aiprod.storage.store import Storage
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    def on_signal(sig: signal.Signals) -> None:
+        logging.getLogger("aiprod.worker").info("%s received; stopping", sig.name)
+        stop.set()
+        for s in signals:  # a second signal ends the process at once
+            loop.remove_signal_handler(s)
+
+    for s in signals:
+        try:
+            loop.add_signal_handler(s, on_signal, s)
+        except NotImplementedError:  # pragma: no cover (Windows)
+            signal.signal(s, lambda *_: loop.call_soon_threadsafe(stop.set))
+    db = Database(settings.sqlalchemy_url)
+    try:
+        await Worker(db, Storage(settings.artifact_url), settings, concurrency).run(stop)
+    finally:
+        await db.dispose()
+
+
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Migrate the database (AIPROD_DATABASE_URL) up to REVISION."""
+    settings = _platform_settings()
+    _migrate("up", settings.sqlalchemy_url, revision)
+    console.print(f"[green]upgraded[/] {_safe_url(settings.sqlalchemy_url)} to {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[
+        str, typer.Argument(help="Target revision: -1 (one step), an id, or base (drops all).")
+    ] = "-1",
+) -> None:
+    """Migrate the database down to REVISION (one step by default)."""
+    settings = _platform_settings()
+    _migrate("down", settings.sqlalchemy_url, revision)
+    console.print(f"[green]downgraded[/] {_safe_url(settings.sqlalchemy_url)} to {revision}")
+
+
+users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Argument(help="The account's email (its login).")],
+    admin: Annotated[bool, typer.Option("--admin", help="Same as --role admin.")] = False,
+    role: Annotated[
+        str | None, typer.Option(help="admin, user, viewer or service (default: user).")
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from standard input."),
+    ] = False,
+) -> None:
+    """Create a user (migrates the database first).  Prompts for the password
+    twice unless --password-stdin is given."""
+    import asyncio
+    import re
+    import sys
+
+    from aiprod.identity import passwords
+    from aiprod.identity.models import ROLES
+
+    if admin and role not in (None, "admin"):
+        raise _fail(f"--admin contradicts --role {role}")
+    chosen = "admin" if admin else (role or "user")
+    if chosen not in ROLES:
+        raise _fail(f"role must be one of {', '.join(ROLES)}")
+    email = email.strip()
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+", email) or len(email) > 320:
+        raise _fail(f"not an email address: {email!r}")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise _fail("no password on standard input")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        passwords.check_strength(password)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    settings = _platform_settings()
+    _migrate("up", settings.sqlalchemy_url, "head")
+    user_id = asyncio.run(_create_user(settings, email, password, chosen))
+    console.print(f"[green]created[/] {chosen} {email.lower()} ({user_id})")
+
+
+async def _create_user(settings: Settings, email: str, password: str, role: str) -> str:
+    from aiprod.db.engine import Database
+    from aiprod.identity.service import IdentityService, UserExists
+    from aiprod.identity.tokens import InsecureConfiguration
+
+    db = Database(settings.sqlalchemy_url)
+    try:
+        user = await IdentityService(db, settings).create_user(email, password, role=role)
+    except UserExists as exc:
+        raise _fail(str(exc), 1) from None
+    except InsecureConfiguration as exc:
+        raise _fail(str(exc), 1) from None
+    finally:
+        await db.dispose()
+    return str(user.id)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default: AIPROD_HOST).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default: AIPROD_PORT).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=32,
+            help="Embedded worker slots; 0 serves the API only and leaves jobs to "
+            "`aiprod worker` processes (default: AIPROD_WORKERS).",
+        ),
+    ] = None,
+    admin_email: Annotated[
+        str, typer.Option(help="Email of the first admin, created when there is no admin.")
+    ] = "admin@localhost",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the HTTP API: migrate the database, make sure an admin exists, then serve
+    (with an embedded worker unless --workers 0)."""
+    import asyncio
+
+    import uvicorn
+
+    from aiprod.api.app import create_app
+
+    if log_level.lower() not in ("critical", "error", "warning", "info", "debug", "trace"):
+        raise _fail(f"unknown log level {log_level!r}")
+    settings = _platform_settings()
+    overrides = {"host": host, "port": port, "workers": workers}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    _migrate("up", settings.sqlalchemy_url, "head")
+    # Also proves the signing key is usable before anything listens.
+    password = asyncio.run(_ensure_admin(settings, admin_email))
+    if password is not None:
+        console.print(f"[bold green]created the first admin:[/] {admin_email.strip().lower()}")
+        console.print(f"[bold]one-time password:[/] {password}", highlight=False)
+        console.print("[yellow]it is shown only now; store it safely.[/]")
+    base = f"http://{_browser_host(settings.host)}:{settings.port}"
+    mode = (
+        f"embedded worker x{settings.workers}"
+        if settings.workers > 0
+        else "no embedded worker (run `aiprod worker`)"
+    )
+    console.print(f"[bold]AIPROD API[/] on {base} ({mode})")
+    console.print(f"API docs: {base}/docs")
+    console.print("Try it:", highlight=False)
+    example = (
+        f"TOKEN=$(curl -s -X POST {base}/v1/auth/login -H 'Content-Type: application/json' \\\n"
+        f'  -d \'{{"email": "{admin_email.strip().lower()}", "password": "PASSWORD"}}\' \\\n'
+        "  | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\n"
+        f'curl -s -X POST {base}/v1/productions -H "Authorization: Bearer $TOKEN" \\\n'
+        "  -H 'Content-Type: application/json' \\\n"
+        '  -d \'{"prompt": "How honeybees turn nectar into honey", "duration": 20}\''
+    )
+    console.print(example, markup=False, highlight=False, soft_wrap=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level.lower(),
+        server_header=False,
+    )
+
+
+async def _ensure_admin(settings: Settings, email: str) -> str | None:
+    """The first admin's one-time password, or None when an admin exists."""
+    from aiprod.db.engine import Database
+    from aiprod.identity.service import IdentityService, UserExists
+    from aiprod.identity.tokens import InsecureConfiguration
+
+    db = Database(settings.sqlalchemy_url)
+    try:
+        return await IdentityService(db, settings).ensure_admin(email.strip().lower())
+    except InsecureConfiguration as exc:
+        raise _fail(str(exc), 1) from None
+    except UserExists:
+        return None  # another server made it at the same moment
+    except ValueError as exc:
+        raise _fail(f"cannot create the admin: {exc}") from None
+    finally:
+        await db.dispose()
+
+
+def _browser_host(host: str) -> str:
+    """Where a local browser reaches a server bound to `host`."""
+    if host in ("0.0.0.0", "", "::"):  # noqa: S104 (mapping, not binding)
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 if __name__ == "__main__":  # pragma: no cover
