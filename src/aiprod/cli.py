@@ -309,8 +309,8 @@ def worker(
 ) -> None:
     """Run a standalone job worker until SIGTERM or SIGINT (migrates the database first).
 
-    Jobs in flight when it stops resume from their last finished stage on any
-    worker once their lease runs out.
+    Jobs in flight when it stops are released and resume from their last
+    finished stage on the next worker that claims them.
     """
     import asyncio
     import logging

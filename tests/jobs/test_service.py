@@ -432,6 +432,36 @@ async def test_a_forged_expiry_is_resumed_once(
     assert (await event_types(service, job.id)).count("job.resumed") == 1
 
 
+async def test_a_job_that_keeps_killing_its_workers_fails_at_last(
+    db: Database, service: JobService, user: User, settings: Settings
+) -> None:
+    """Dying while holding the lease counts as an attempt (OOM, segfault...)."""
+    job = await job_in(service, user, "processing", worker="dead:0:aa")
+    for i in range(1, settings.max_attempts):
+        await expire_lease(db, job.id)
+        taken = await service.claim(f"w{i}:1:x")
+        assert taken is not None and taken.attempts == i
+    await expire_lease(db, job.id)
+    assert await service.claim("last:1:x") is None
+    failed = await service.get(job.id, None)
+    assert failed.status == "failed"
+    assert failed.error is not None and failed.error["code"] == "worker_lost"
+    assert (await event_types(service, job.id))[-1] == "job.failed"
+
+
+async def test_release_requeues_at_once_for_the_next_worker(
+    service: JobService, user: User
+) -> None:
+    job = await job_in(service, user, "processing", worker="leaving:1:aa")
+    await service.release(job.id, "leaving:1:aa")
+    assert (await service.get(job.id, None)).status == "queued"
+    taken = await service.claim("next:2:bb")
+    assert taken is not None and taken.id == job.id
+    assert (await event_types(service, job.id))[-2:] == ["job.queued", "job.started"]
+    with pytest.raises(LeaseLost):
+        await service.release(job.id, "leaving:1:aa")
+
+
 # ------------------------------------------------------------ heartbeats
 
 

@@ -356,10 +356,38 @@ class JobService:
                     await self._transition(
                         s, job, "processing", "job.started", {"worker": worker_id}
                     )
-                else:
-                    await self._event(s, job, "job.resumed", {"worker": worker_id})
+                    return job
+                # Its worker died holding the lease.  That counts as an attempt,
+                # so a job that kills every worker (OOM, segfault) stops at last.
+                job.attempts += 1
+                if job.attempts >= job.max_attempts:
+                    job.lease_owner = None
+                    job.lease_expires_at = None
+                    error: dict[str, Any] = {
+                        "code": "worker_lost",
+                        "message": f"the worker died {job.attempts} times running this job",
+                        "stage": job.stage,
+                        "details": {},
+                    }
+                    job.error = error
+                    job.failed_stage = job.stage
+                    await self._transition(s, job, "failed", "job.failed", {"error": error})
+                    continue
+                await self._event(
+                    s, job, "job.resumed", {"worker": worker_id, "attempt": job.attempts}
+                )
                 return job
         return None
+
+    async def release(self, job_id: uuid.UUID, worker_id: str) -> None:
+        """Give a job back at once (the worker is shutting down): it is queued
+        again and any worker resumes it from its last checkpoint."""
+        async with self.db.transaction() as s:
+            job = await self._owned(s, job_id, worker_id)
+            job.lease_owner = None
+            job.lease_expires_at = None
+            job.next_attempt_at = utcnow()
+            await self._transition(s, job, "queued", "job.queued", {"released_by": worker_id})
 
     async def heartbeat(self, job_id: uuid.UUID, worker_id: str) -> tuple[bool, bool]:
         """Extend the lease.  Returns (still ours, cancel requested)."""

@@ -14,8 +14,8 @@ Why it is built this way:
   through a ``threading.Event`` that its ``should_cancel`` reads at every
   progress step.  What happens afterwards depends on *why* it was set: a user's
   cancel deletes the job's outputs, a lost lease leaves the job to the worker
-  that owns it now, and a shutdown leaves it for any worker to resume once the
-  lease runs out.
+  that owns it now, and a shutdown releases it (queued again) for any worker
+  to resume.
 * The worker never lets an exception escape its loop: a database that blips
   during a heartbeat or a claim is logged and retried, because a dead worker
   strands its jobs until their leases expire.
@@ -170,10 +170,9 @@ class Worker:
         """Claim and process jobs until `stop` is set.
 
         On stop, in-flight pipelines are told to stop at their next progress
-        step.  Their finished stages are already checkpointed, so the jobs stay
-        ``processing`` and whichever worker claims them once the lease runs out
-        resumes them; that costs one lease period instead of holding a
-        shutdown for as long as a render takes.
+        step and their jobs are released (queued again).  Their finished stages
+        are already checkpointed, so whichever worker claims them next resumes
+        them, instead of a shutdown waiting as long as a render takes.
         """
         log.info("worker %s started (concurrency %d)", self.worker_id, self.concurrency)
         stop_wait = asyncio.create_task(stop.wait())
@@ -378,9 +377,10 @@ class Worker:
         elif run.reason == "lease":
             log.warning("worker %s: job %s: lease lost; stopping", self.worker_id, run.job_id)
         else:
+            await self._guard(run, self.service.release(run.job_id, self.worker_id))
             log.info(
-                "worker %s: job %s interrupted by shutdown; it resumes from its last "
-                "checkpoint when its lease expires",
+                "worker %s: job %s interrupted by shutdown; released, it resumes from its "
+                "last checkpoint on the next worker",
                 self.worker_id,
                 run.job_id,
             )
