@@ -321,7 +321,7 @@ def worker(
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(max(level, logging.WARNING))
     settings = _platform_settings()
-    _migrate("up", settings.sqlalchemy_url, "head")
+    _migrate("up", settings.sqlalchemy_url, "heads")
     asyncio.run(_run_worker(settings, concurrency))
 
 
@@ -362,7 +362,7 @@ app.add_typer(db_app, name="db")
 
 @db_app.command("upgrade")
 def db_upgrade(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "heads",
 ) -> None:
     """Migrate the database (AIPROD_DATABASE_URL) up to REVISION."""
     settings = _platform_settings()
@@ -426,7 +426,7 @@ def users_create(
     except ValueError as exc:
         raise _fail(str(exc)) from None
     settings = _platform_settings()
-    _migrate("up", settings.sqlalchemy_url, "head")
+    _migrate("up", settings.sqlalchemy_url, "heads")
     user_id = asyncio.run(_create_user(settings, email, password, chosen))
     console.print(f"[green]created[/] {chosen} {email.lower()} ({user_id})")
 
@@ -481,7 +481,7 @@ def serve(
     settings = _platform_settings()
     overrides = {"host": host, "port": port, "workers": workers}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    _migrate("up", settings.sqlalchemy_url, "head")
+    _migrate("up", settings.sqlalchemy_url, "heads")
     # Also proves the signing key is usable before anything listens.
     password = asyncio.run(_ensure_admin(settings, admin_email))
     if password is not None:

@@ -16,7 +16,7 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
     _prepare(url)
     command.upgrade(alembic_config(url), revision)
 
@@ -25,7 +25,7 @@ def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
 
 
-async def upgrade_async(url: str, revision: str = "head") -> None:
+async def upgrade_async(url: str, revision: str = "heads") -> None:
     """For callers inside an event loop: Alembic's env runs its own loop."""
     await asyncio.to_thread(upgrade, url, revision)
 
