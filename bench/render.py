@@ -75,14 +75,13 @@ def child_baseline(resolution: str, frames: int, source: Path) -> dict[str, floa
     # The frames to encode are decoded before the clock starts: 30 frames spread
     # over the pipeline's own output, so the encoder sees the same kind of
     # picture (and the same compression difficulty) without rendering anything.
+    step = max(1, frames // 30)
     with av.open(str(source)) as container:
-        decoded = [
+        pool = [
             np.asarray(f.to_ndarray(format="rgb24"), dtype=np.uint8)
-            for f in container.decode(video=0)
-        ]
-    step = max(1, len(decoded) // 30)
-    pool = decoded[::step][:30]
-    del decoded
+            for i, f in enumerate(container.decode(video=0))
+            if i % step == 0
+        ][:30]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         with VideoWriter(
