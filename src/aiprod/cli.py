@@ -1,5 +1,6 @@
 """Command line: `aiprod make`, `aiprod voices`, `aiprod presets`, and the operator
-commands `aiprod worker`, `aiprod db upgrade|downgrade`, `aiprod users create`."""
+commands `aiprod worker`, `aiprod db upgrade|downgrade`, `aiprod users create`,
+`aiprod audit verify`, `aiprod keys rotate-due`."""
 
 from __future__ import annotations
 
@@ -349,9 +350,16 @@ async def _run_worker(settings: Settings, concurrency: int | None) -> None:
             loop.add_signal_handler(s, on_signal, s)
         except NotImplementedError:  # pragma: no cover (Windows)
             signal.signal(s, lambda *_: loop.call_soon_threadsafe(stop.set))
+    from aiprod.events.bus import worker_publisher
+    from aiprod.events.webhooks import WebhookOutbox
+
     db = Database(settings.sqlalchemy_url)
     try:
-        await Worker(db, Storage(settings.artifact_url), settings, concurrency).run(stop)
+        # Events reach API processes through Redis when configured, else
+        # through the database (NOTIFY on PostgreSQL, polling on SQLite).
+        async with worker_publisher(settings, WebhookOutbox()) as on_event:
+            storage = Storage(settings.artifact_url)
+            await Worker(db, storage, settings, concurrency, on_event).run(stop)
     finally:
         await db.dispose()
 
@@ -448,6 +456,117 @@ async def _create_user(settings: Settings, email: str, password: str, role: str)
     return str(user.id)
 
 
+audit_app = typer.Typer(help="The security audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            help="SEQ:HASH of a head printed earlier: also prove the chain still contains it "
+            "(detects rows cut off the end)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recompute the audit log's hash chain.  Exit 0: intact; 1: tampered."""
+    import asyncio
+
+    parsed: tuple[int, str] | None = None
+    if anchor is not None:
+        seq, sep, digest = anchor.partition(":")
+        if not sep or not seq.isdigit() or len(digest) != 64:
+            raise _fail(f"--anchor takes SEQ:HASH (64 hex digits), got {anchor!r}")
+        parsed = (int(seq), digest.lower())
+    settings = _platform_settings()
+    _migrate("up", settings.sqlalchemy_url, "heads")
+    result = asyncio.run(_audit_verify(settings, parsed))
+    if as_json:
+        console.print_json(json.dumps(result))
+    elif result["ok"]:
+        console.print(
+            f"[green]intact:[/] {result['count']} events; head seq {result['head_seq']} "
+            f"hash {result['head_hash']}",
+            highlight=False,
+        )
+        console.print("record the head elsewhere; check it later with --anchor SEQ:HASH")
+    else:
+        err.print(
+            f"[bold red]TAMPERED:[/] {result['problem']} (at seq {result['first_bad_seq']}; "
+            f"{result['count']} events verified before it)",
+            highlight=False,
+        )
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+async def _audit_verify(settings: Settings, anchor: tuple[int, str] | None) -> dict[str, Any]:
+    from aiprod.db.engine import Database
+    from aiprod.identity.audit import AuditLog
+
+    db = Database(settings.sqlalchemy_url)
+    try:
+        v = await AuditLog(db).verify(anchor)
+    finally:
+        await db.dispose()
+    return {
+        "ok": v.ok,
+        "count": v.count,
+        "head_seq": v.head_seq,
+        "head_hash": v.head_hash,
+        "first_bad_seq": v.first_bad_seq,
+        "problem": v.problem,
+    }
+
+
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("rotate-due")
+def keys_rotate_due(
+    max_age_days: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Rotate keys older than this (default: the setting, 30)."),
+    ] = None,
+) -> None:
+    """Rotate every API key older than the limit (what the API's periodic task
+    does).  Owners claim the new secrets; old versions work for the grace period."""
+    import asyncio
+
+    settings = _platform_settings()
+    _migrate("up", settings.sqlalchemy_url, "heads")
+    rotated = asyncio.run(_rotate_due(settings, max_age_days))
+    for line in rotated:
+        console.print(line, highlight=False)
+    console.print(f"[green]rotated {len(rotated)} key(s)[/]")
+
+
+async def _rotate_due(settings: Settings, max_age_days: float | None) -> list[str]:
+    from aiprod.db.engine import Database
+    from aiprod.identity.audit import AuditContext
+    from aiprod.identity.service import IdentityService
+    from aiprod.identity.tokens import InsecureConfiguration
+
+    db = Database(settings.sqlalchemy_url)
+    try:
+        identity = IdentityService(db, settings)
+        done = await identity.keys.rotate_due(
+            AuditContext(actor="cli"), max_age_days or None, by="admin"
+        )
+    except InsecureConfiguration as exc:
+        raise _fail(str(exc), 1) from None
+    finally:
+        await db.dispose()
+    return [
+        f"{n.previous_key_id} → {n.key_id} (owner {n.owner_id}, old version until "
+        f"{n.grace_until.isoformat()})"
+        for n in done
+    ]
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: AIPROD_HOST).")] = None,
@@ -506,13 +625,23 @@ def serve(
         '  -d \'{"prompt": "How honeybees turn nectar into honey", "duration": 20}\''
     )
     console.print(example, markup=False, highlight=False, soft_wrap=True)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level.lower(),
-        server_header=False,
+    from aiprod.events.runtime import drain_streams_on_exit
+
+    api = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            api,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level.lower(),
+            server_header=False,
+            # Event messages are small JSON; compressing each one per
+            # connection costs more CPU at fan-out than it saves bytes.
+            ws_per_message_deflate=False,
+        )
     )
+    drain_streams_on_exit(server, api)  # open event streams must not hold shutdown
+    server.run()
 
 
 async def _ensure_admin(settings: Settings, email: str) -> str | None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aiprod.identity.config import OIDCIssuer, check_secret
 
 
 class Settings(BaseSettings):
@@ -53,6 +55,91 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     page_size_max: int = Field(100, ge=1, le=1000)
     work_dir: Path | None = Field(None, description="Workers' scratch space (DATA_DIR/work).")
+
+    # --- live progress and webhooks (aiprod.events) ------------------------
+    redis_url: str | None = Field(
+        None,
+        description="redis://host:port/db for cross-process event fan-out; unset (or down): "
+        "the database carries events (LISTEN/NOTIFY on PostgreSQL, polling on SQLite).",
+    )
+    events_channel: str = Field("aiprod:events", min_length=1, max_length=200)
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) allowed to open WebSocket and SSE streams "
+        "from a browser, besides the API's own origin.  JSON list in the environment.",
+    )
+    events_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
+    events_poll_seconds: float = Field(
+        0.25, gt=0, description="Database polling period when no push channel is up."
+    )
+    events_reconcile_seconds: float = Field(
+        5.0, gt=0, description="Safety-net check of the database while a push channel is up."
+    )
+    events_queue_size: int = Field(
+        256, ge=8, le=100_000, description="Live events buffered per subscriber before resync."
+    )
+    ws_ticket_seconds: int = Field(30, ge=5, le=300)
+    webhooks_enabled: bool = Field(True, description="Deliver webhooks from this API process.")
+    webhook_max_attempts: int = Field(8, ge=1, le=30)
+    webhook_retry_base_seconds: float = Field(5.0, ge=0)
+    webhook_retry_max_seconds: float = Field(3600.0, gt=0)
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    webhook_poll_seconds: float = Field(1.0, gt=0)
+    webhook_allow_private_networks: bool = Field(
+        False,
+        description="Let every endpoint target loopback/private addresses (tests, labs). "
+        "Otherwise only an admin can allow it, per endpoint.",
+    )
+
+    # --- identity and access (aiprod.identity) -----------------------------
+    previous_secret_keys: list[str] = Field(
+        default_factory=list,
+        description="Former signing keys still accepted for verification (JSON list), so the "
+        "key can rotate without logging anyone out; drop one after an access-token lifetime.",
+    )
+    api_key_secret: str | None = Field(
+        None,
+        description="HMAC key (≥ 32 chars) under which API keys are stored. Unset: a random "
+        "key is made once and kept in DATA_DIR/api-key.secret (mode 600).",
+    )
+    api_key_default_days: int = Field(90, ge=1, le=365, description="Default API-key lifetime.")
+    api_key_grace_seconds: float = Field(
+        7 * 86400.0,
+        ge=0,
+        le=30 * 86400.0,
+        description="How long the previous version of a rotated API key keeps working.",
+    )
+    api_key_rotate_after_days: float = Field(
+        30.0, gt=0, description="Keys older than this are rotated by the periodic task."
+    )
+    api_key_rotation_check_seconds: float = Field(
+        3600.0, ge=0, description="Period of the key-rotation task in the API (0: off)."
+    )
+    login_account_free_failures: int = Field(
+        5, ge=1, le=100, description="Failed logins per account before delays start."
+    )
+    login_address_free_failures: int = Field(
+        20, ge=1, le=10_000, description="Failed logins per client address before delays start."
+    )
+    login_delay_base_seconds: float = Field(1.0, gt=0, le=60)
+    login_delay_max_seconds: float = Field(900.0, gt=0, le=86400)
+    login_failure_window_seconds: float = Field(
+        900.0, gt=0, description="Failures older than this (since the last one) are forgotten."
+    )
+    oidc_issuers: list[OIDCIssuer] = Field(
+        default_factory=list,
+        description="External identity providers whose ID tokens are accepted (JSON list).",
+    )
+
+    @field_validator("secret_key", "api_key_secret")
+    @classmethod
+    def _strong_secret(cls, value: str | None) -> str | None:
+        return None if value is None else check_secret(value)
+
+    @field_validator("previous_secret_keys")
+    @classmethod
+    def _strong_previous(cls, value: list[str]) -> list[str]:
+        return [check_secret(v) for v in value]
 
     @property
     def sqlalchemy_url(self) -> str:

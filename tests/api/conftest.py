@@ -129,6 +129,7 @@ def api_settings(tmp_path: Path, database_url: str) -> Settings:
         workers=0,
         max_body_bytes=64 * 1024,
         page_size_max=50,
+        api_key_rotation_check_seconds=0,  # tests run rotation explicitly
     )
 
 

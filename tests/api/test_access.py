@@ -24,8 +24,24 @@ SAMPLE_BODIES: dict[str, Any] = {
     "LoginRequest": {"email": "x@example.com", "password": "whatever"},
     "RefreshRequest": {"refresh_token": "rt_x"},
     "LogoutRequest": {"refresh_token": "rt_x"},
+    "WebhookCreate": {"url": "https://hooks.example.com/aiprod", "event_types": ["*"]},
+    "WebhookUpdate": {"enabled": False},
+    "RevokeRequest": {},
+    "PasswordChange": {"current_password": "x" * 12, "new_password": "y" * 12},
+    "ApiKeyCreate": {"name": "sample key"},
+    "ApiKeyRotate": {},
+    "RevokeAllKeys": {},
+    "RotateDue": {},
+    "UserPatch": {"role": "viewer"},
 }
-PATH_VALUES = {"index": "0", "name": "video.mp4"}
+PATH_VALUES = {
+    "index": "0",
+    "name": "video.mp4",
+    "webhook_id": "00000000-0000-4000-8000-000000000001",
+    "delivery_id": "00000000-0000-4000-8000-000000000002",
+    "key_id": "00000000-0000-4000-8000-000000000003",
+    "user_id": "00000000-0000-4000-8000-000000000004",
+}
 
 
 def _operations(api: Api) -> list[tuple[str, str, Any]]:

@@ -125,10 +125,11 @@ def _b64(obj: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
 
 
-def _claims(api: Api, user: User, **changes: Any) -> dict[str, Any]:
+def _claims(api: Api, user: User, sid: str, **changes: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
     claims: dict[str, Any] = {
         "sub": str(user.id),
+        "sid": sid,
         "role": user.role,
         "iss": api.settings.jwt_issuer,
         "aud": api.settings.jwt_audience,
@@ -161,6 +162,12 @@ async def test_bad_access_tokens_are_refused(api: Api, kind: str) -> None:
     user = await api.user()
     tokens = await api.login(user.email)
     key = api.identity.key
+    sid = str(tokens["session_id"])
+    kid = {"kid": api.identity.keyring.current_kid}  # so only the attack itself can fail
+
+    def sign(claims: dict[str, Any], secret: str = key) -> str:
+        return jwt.encode(claims, secret, "HS256", headers=kid)
+
     if kind == "tampered":
         head, body, sig = tokens["access_token"].split(".")
         claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
@@ -168,28 +175,27 @@ async def test_bad_access_tokens_are_refused(api: Api, kind: str) -> None:
         token = f"{head}.{_b64(claims)}.{sig}"
     elif kind == "expired":
         past = datetime.now(UTC) - timedelta(hours=1)
-        token = jwt.encode(
-            _claims(api, user, iat=past, nbf=past, exp=past + timedelta(minutes=1)), key, "HS256"
-        )
+        token = sign(_claims(api, user, sid, iat=past, nbf=past, exp=past + timedelta(minutes=1)))
     elif kind == "wrong_audience":
-        token = jwt.encode(_claims(api, user, aud="someone-else"), key, "HS256")
+        token = sign(_claims(api, user, sid, aud="someone-else"))
     elif kind == "wrong_issuer":
-        token = jwt.encode(_claims(api, user, iss="evil"), key, "HS256")
+        token = sign(_claims(api, user, sid, iss="evil"))
     elif kind == "alg_none":
-        claims = _claims(api, user)
+        claims = _claims(api, user, sid)
         for k in ("iat", "nbf", "exp"):
             claims[k] = int(claims[k].timestamp())
-        token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
+        header = {"alg": "none", "typ": "JWT", **kid}
+        token = f"{_b64(header)}.{_b64(claims)}."
     elif kind == "other_key":
-        token = jwt.encode(_claims(api, user), "another-signing-key-" + "y" * 32, "HS256")
+        token = sign(_claims(api, user, sid), "another-signing-key-" + "y" * 32)
     elif kind == "not_access":
-        token = jwt.encode(_claims(api, user, typ="refresh"), key, "HS256")
+        token = sign(_claims(api, user, sid, typ="refresh"))
     elif kind == "refresh_as_bearer":
         token = tokens["refresh_token"]
     elif kind == "garbage":
         token = "not-a-jwt"
     else:
-        token = jwt.encode(_claims(api, user, sub=str(uuid.uuid4())), key, "HS256")
+        token = sign(_claims(api, user, sid, sub=str(uuid.uuid4())))
     r = await api.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     _assert_401(r)
     assert 'error="invalid_token"' in r.headers["www-authenticate"]

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 from typer.testing import CliRunner
@@ -31,19 +32,35 @@ from aiprod.identity import passwords
 from aiprod.identity.models import User
 from tests.jobs.conftest import PASSWORD, db_url, pg_database  # noqa: F401  (fixtures)
 
-TABLES = {"users", "refresh_tokens", "jobs", "job_events", "checkpoints", "workers"}
+TABLES = {
+    "users",
+    "refresh_tokens",
+    "jobs",
+    "job_events",
+    "checkpoints",
+    "workers",
+    "auth_sessions",
+    "api_keys",
+    "external_identities",
+    "login_throttle",
+    "audit_events",
+}
+# Parallel branches (identity, events, …) each add a head off "0001" until the
+# lead merges them; the database must be at all of them.
+HEADS = frozenset(ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_heads())
 
 
-def _schema(url: str) -> tuple[set[str], list[Any], str | None]:
-    """(tables, differences from the models, current revision)."""
+def _schema(url: str) -> tuple[set[str], list[Any], frozenset[str] | None]:
+    """(tables, differences from the models, current heads; None: unversioned)."""
 
-    def read(conn: Connection) -> tuple[set[str], list[Any], str | None]:
+    def read(conn: Connection) -> tuple[set[str], list[Any], frozenset[str] | None]:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         tables = set(inspect(conn).get_table_names())
         diffs = compare_metadata(ctx, Base.metadata) if tables >= TABLES else []
-        return tables, diffs, ctx.get_current_revision()
+        heads = frozenset(ctx.get_current_heads())
+        return tables, diffs, heads or None
 
-    async def run() -> tuple[set[str], list[Any], str | None]:
+    async def run() -> tuple[set[str], list[Any], frozenset[str] | None]:
         engine = make_engine(url)
         try:
             async with engine.connect() as conn:
@@ -58,7 +75,8 @@ def test_head_matches_the_models(db_url: str) -> None:  # noqa: F811
     tables, diffs, revision = _schema(db_url)
     assert tables >= TABLES
     assert diffs == []
-    assert revision == "0001"
+    assert revision == HEADS
+    assert "0002_identity" in HEADS
 
 
 def test_migrations_go_down_and_up_again(db_url: str) -> None:  # noqa: F811
@@ -68,9 +86,9 @@ def test_migrations_go_down_and_up_again(db_url: str) -> None:  # noqa: F811
     assert revision is None
     migrate.upgrade(db_url)
     tables, diffs, revision = _schema(db_url)
-    assert tables >= TABLES and diffs == [] and revision == "0001"
+    assert tables >= TABLES and diffs == [] and revision == HEADS
     migrate.upgrade(db_url)  # already at head: nothing to do, no error
-    assert _schema(db_url)[2] == "0001"
+    assert _schema(db_url)[2] == HEADS
 
 
 # ----------------------------------------------------------------------- CLI
@@ -108,7 +126,7 @@ def test_db_commands_downgrade_and_upgrade(cli_env: dict[str, str | None], db_ur
     result = invoke(cli_env, "db", "upgrade")
     assert result.exit_code == 0, result.output
     assert "head" in result.output
-    assert _schema(db_url)[2] == "0001"
+    assert _schema(db_url)[2] == HEADS
     result = invoke(cli_env, "db", "upgrade", "no-such-revision")
     assert result.exit_code != 0
     assert "no-such-revision" in result.output

@@ -20,10 +20,16 @@ from aiprod import __version__
 from aiprod.api import errors, health, middleware
 from aiprod.db.engine import Database
 from aiprod.db.migrate import upgrade_async
+from aiprod.events import endpoints as event_endpoints
+from aiprod.events import sse as event_sse
+from aiprod.events import websocket as event_websocket
+from aiprod.events.runtime import EventsRuntime
 from aiprod.identity import endpoints as identity_endpoints
+from aiprod.identity.deps import check_routes
+from aiprod.identity.rotation import RotationTask
 from aiprod.identity.service import IdentityService
 from aiprod.jobs import endpoints as job_endpoints
-from aiprod.jobs.service import JobService
+from aiprod.jobs.service import EventHook, JobService
 from aiprod.settings import Settings, get_settings
 from aiprod.storage.store import Storage
 
@@ -52,10 +58,18 @@ retries safe.  **Pagination.** Lists are keyset-paginated with an opaque
 
 TAGS = [
     {"name": "auth", "description": "Log in, rotate tokens, log out, who am I."},
+    {"name": "api-keys", "description": "Scoped API keys with rotation (secret shown once)."},
+    {"name": "admin", "description": "Users and roles, key rotation, the audit log."},
     {"name": "productions", "description": "Submit, follow, review and steer productions."},
     {"name": "artifacts", "description": "Files a production made: video, subtitles, …"},
     {"name": "catalog", "description": "Presets and cost estimates."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
+    {
+        "name": "events",
+        "description": "Live progress: SSE stream and tickets for WebSocket/SSE streams "
+        "(protocol: docs/websocket.md).",
+    },
+    {"name": "webhooks", "description": "Signed, retried event deliveries to your endpoints."},
 ]
 
 
@@ -83,15 +97,26 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
             app.state.db = db
             app.state.storage = storage
             app.state.identity = identity
-            app.state.jobs = JobService(db, cfg)
+            events = await EventsRuntime.start(db, cfg)
+            app.state.events = events.bus
+            app.state.webhooks = events.webhooks
+            app.state.webhook_dispatcher = events.dispatcher
+            app.state.jobs = JobService(db, cfg, events.publisher)
             app.state.worker_expected = worker_expected
             stop = asyncio.Event()
-            task = _start_worker(db, storage, cfg, stop) if run_worker else None
+            task = _start_worker(db, storage, cfg, stop, events.publisher) if run_worker else None
+            period = cfg.api_key_rotation_check_seconds
+            rotation = RotationTask(identity, period) if period > 0 else None
             try:
                 yield
             finally:
-                if task is not None:
-                    await _stop_worker(task, stop, cfg.lease_seconds)
+                if rotation is not None:
+                    await rotation.close()
+                try:
+                    if task is not None:
+                        await _stop_worker(task, stop, cfg.lease_seconds)
+                finally:
+                    await events.stop()
         finally:
             await db.dispose()
 
@@ -108,16 +133,25 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.include_router(identity_endpoints.router)
     app.include_router(job_endpoints.router)
     app.include_router(job_endpoints.catalog)
+    app.include_router(event_sse.router)
+    app.include_router(event_websocket.router)
+    app.include_router(event_endpoints.tickets)
+    app.include_router(event_endpoints.webhooks)
+    check_routes(app)  # deny by default: every /v1 route declares its permission
     return app
 
 
 def _start_worker(
-    db: Database, storage: Storage, settings: Settings, stop: asyncio.Event
+    db: Database,
+    storage: Storage,
+    settings: Settings,
+    stop: asyncio.Event,
+    on_event: EventHook | None = None,
 ) -> asyncio.Task[None]:
     # Imported here: API-only deployments never load the rendering stack.
     from aiprod.jobs.worker import Worker
 
-    worker = Worker(db, storage, settings, max(1, settings.workers))
+    worker = Worker(db, storage, settings, max(1, settings.workers), on_event)
     task = asyncio.create_task(worker.run(stop), name="aiprod-embedded-worker")
     task.add_done_callback(_worker_exited)
     return task

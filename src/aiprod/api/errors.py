@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from aiprod.identity.errors import IdentityError
 from aiprod.identity.service import AuthError
 from aiprod.jobs.service import Conflict, NotFound
 from aiprod.jobs.state import IllegalTransition
@@ -97,6 +98,10 @@ def install(app: FastAPI) -> None:
         return _response(
             422, "budget_exceeded", str(exc), {"needed": exc.needed, "budget": exc.budget}
         )
+
+    @app.exception_handler(IdentityError)
+    async def _identity(_: Request, exc: IdentityError) -> JSONResponse:
+        return _response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(AuthError)
     async def _auth(_: Request, exc: AuthError) -> JSONResponse:

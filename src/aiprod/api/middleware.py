@@ -48,6 +48,7 @@ _DESCRIPTIONS = {
     413: "Request body larger than the server accepts.",
     416: "The requested byte range is outside the artifact.",
     422: "The request failed validation; `details` lists the problems.",
+    429: "Too many failed attempts; retry after `Retry-After` seconds.",
     503: "A dependency is not ready; the message names it.",
 }
 

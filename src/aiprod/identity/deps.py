@@ -1,29 +1,86 @@
-"""FastAPI dependencies for authentication and roles.
+"""Authentication and authorisation for every route.
 
-The access token only proves who the caller is; what the caller may do is read
-from the user row on every request, so disabling an account or changing a
-role takes effect immediately rather than when the token expires.
+`principal_from_token` turns a bearer credential (our access JWT, an API key,
+or an external issuer's JWT) into a `Principal`; `has_permission` decides.
+HTTP routes declare what they need with `require(permission)` (or the
+aliases below); WebSocket and SSE handlers call the two functions directly.
+
+Deny by default: `check_routes` (run when the app is built) refuses to start
+an app with a ``/v1`` route that declares neither a permission nor that it is
+public.  Nothing about the caller's rights is taken from the token: the role
+is read from the database on every request, so disabling an account or
+changing a role takes effect on the next request.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Annotated, cast
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, cast, get_type_hints
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi import routing as fastapi_routing
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aiprod.api.errors import ApiError
+from aiprod.identity.audit import AuditContext
+from aiprod.identity.errors import AuthError
 from aiprod.identity.models import User
-from aiprod.identity.service import AuthError, IdentityService
+from aiprod.identity.permissions import PERMISSIONS, Principal, has_permission
+from aiprod.identity.service import Authenticated, IdentityService
+
+__all__ = [
+    "PERMISSIONS",
+    "AdminUser",
+    "AnyPrincipal",
+    "AuthError",
+    "CurrentUser",
+    "Identity",
+    "JobsApprove",
+    "JobsCreate",
+    "JobsDelete",
+    "JobsRead",
+    "JobsUpdate",
+    "Principal",
+    "ResultsRead",
+    "SessionPrincipal",
+    "WriterUser",
+    "audit_context",
+    "check_routes",
+    "deny",
+    "has_permission",
+    "owner_scope",
+    "principal_from_token",
+    "require",
+    "require_role",
+    "require_user",
+]
+
+PERMISSION_KEY = "x-aiprod-permission"
+PUBLIC = "public"
 
 _bearer = HTTPBearer(
     auto_error=False,  # we answer 401 ourselves, in the error shape
     scheme_name="bearer",
-    bearerFormat="JWT",
-    description="Access token from `POST /v1/auth/login` or `POST /v1/auth/refresh`.",
+    bearerFormat="JWT or API key",
+    description="An access token from `POST /v1/auth/login` or `/v1/auth/refresh`, an API "
+    "key (`aipk_…`), or an ID token of a configured external issuer.",
 )
+
+
+async def principal_from_token(app_state: Any, token: str) -> Principal:
+    """The caller a bearer credential names: our access JWT, an API key
+    (``aipk_…``) or a configured external issuer's JWT.  Raises AuthError when
+    the credential is invalid, expired, revoked, or its account disabled.
+
+    `app_state` is the application's ``app.state`` (its ``identity`` service
+    is used)."""
+    identity = cast(IdentityService, app_state.identity)
+    return (await identity.authenticate(token)).principal
 
 
 def identity_service(request: Request) -> IdentityService:
@@ -34,56 +91,272 @@ def identity_service(request: Request) -> IdentityService:
 Identity = Annotated[IdentityService, Depends(identity_service)]
 
 
+def audit_context(request: Request, principal: Principal | None = None) -> AuditContext:
+    """Where a request comes from, for the audit log."""
+    ip = request.client.host if request.client is not None else None
+    request_id = getattr(request.state, "request_id", None)
+    ctx = AuditContext(ip=ip, request_id=request_id if isinstance(request_id, str) else None)
+    if principal is not None:
+        label = principal.email + (" (API key)" if principal.via == "api_key" else "")
+        ctx = ctx.as_actor(principal.user_id, label)
+    return ctx
+
+
 def _unauthorized(message: str, invalid_token: bool) -> ApiError:
     # RFC 6750 §3: no error code when credentials are simply missing.
     challenge = 'Bearer error="invalid_token"' if invalid_token else "Bearer"
     return ApiError(401, message, headers={"WWW-Authenticate": challenge})
 
 
-async def current_user(
-    identity: Identity,
+async def _authenticated(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    """The active user named by a valid access token, else 401."""
+) -> Authenticated:
+    """Who is calling (once per request), else 401."""
     if credentials is None:
         raise _unauthorized("missing bearer token", invalid_token=False)
     try:
-        claims = identity.authenticate(credentials.credentials)
-        user_id = uuid.UUID(str(claims["sub"]))
+        found = await identity_service(request).authenticate(credentials.credentials)
     except AuthError as exc:
-        raise _unauthorized(str(exc), invalid_token=True) from None
-    except (KeyError, ValueError):
-        raise _unauthorized("invalid access token: bad subject", invalid_token=True) from None
-    user = await identity.get_user(user_id)
-    if user is None or not user.is_active:
-        raise _unauthorized("the account is disabled or no longer exists", invalid_token=True)
-    return user
+        raise _unauthorized(exc.message, invalid_token=True) from None
+    request.state.principal = found.principal
+    return found
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
+@dataclass(frozen=True)
+class Guard:
+    """What a route needs, as declared: a permission, a role set, or just a caller."""
+
+    permission: str | None = None
+    roles: frozenset[str] | None = None
+    session_only: bool = False
+
+    def describe(self) -> str:
+        if self.permission is not None:
+            need = self.permission
+        elif self.roles is not None:
+            need = "role:" + "|".join(sorted(self.roles))
+        else:
+            need = "authenticated"
+        return need + (" (login session)" if self.session_only else "")
 
 
-def require_role(*roles: str) -> Callable[[User], Awaitable[User]]:
-    """A dependency admitting only users whose current role is one of `roles` (403
-    otherwise; authentication still answers 401 first)."""
-    allowed = frozenset(roles)
+async def deny(request: Request, principal: Principal, need: str, message: str) -> ApiError:
+    """A 403 to raise, after writing `permission.denied` to the audit log."""
+    identity = identity_service(request)
+    await identity.audit.log(
+        "permission.denied",
+        "denied",
+        audit_context(request, principal),
+        subject_type="route",
+        subject_id=None,
+        details={
+            "method": request.method,
+            "path": request.url.path,
+            "needs": need,
+            "role": principal.role,
+            "via": principal.via,
+        },
+    )
+    return ApiError(403, message, details={"needs": need})
 
-    async def check(user: CurrentUser) -> User:
-        if user.role not in allowed:
-            raise ApiError(
-                403,
-                f"this action needs the role {' or '.join(sorted(allowed))} (you are {user.role})",
+
+def _via(principal: Principal) -> str:
+    return " with an API key" if principal.via == "api_key" else ""
+
+
+def _guarded(guard: Guard) -> Callable[..., Awaitable[Principal]]:
+    async def check(
+        request: Request, found: Annotated[Authenticated, Depends(_authenticated)]
+    ) -> Principal:
+        principal = found.principal
+        need = guard.describe()
+        if guard.session_only and principal.via == "api_key":
+            raise await deny(
+                request, principal, need, "this action needs a login session, not an API key"
             )
-        return user
+        if guard.permission is not None and not has_permission(principal, guard.permission):
+            raise await deny(
+                request,
+                principal,
+                need,
+                f"this action needs the permission {guard.permission} "
+                f"(you are {principal.role}{_via(principal)})",
+            )
+        if guard.roles is not None and principal.role not in guard.roles:
+            raise await deny(
+                request,
+                principal,
+                need,
+                f"this action needs the role {' or '.join(sorted(guard.roles))} "
+                f"(you are {principal.role})",
+            )
+        return principal
+
+    check.__aiprod_guard__ = guard  # type: ignore[attr-defined]
+    return check
+
+
+def require(permission: str | None, *, session_only: bool = False) -> Any:
+    """``Depends`` for a route needing `permission` (None: any authenticated
+    caller).  `session_only` refuses API keys (key management, passwords)."""
+    if permission is not None and permission not in PERMISSIONS["admin"]:
+        raise ValueError(f"unknown permission {permission!r}")
+    return Depends(_guarded(Guard(permission, session_only=session_only)))
+
+
+AnyPrincipal = Annotated[Principal, require(None)]
+SessionPrincipal = Annotated[Principal, require(None, session_only=True)]
+JobsCreate = Annotated[Principal, require("jobs:create")]
+JobsRead = Annotated[Principal, require("jobs:read")]
+JobsUpdate = Annotated[Principal, require("jobs:update")]
+JobsDelete = Annotated[Principal, require("jobs:delete")]
+JobsApprove = Annotated[Principal, require("jobs:approve")]
+ResultsRead = Annotated[Principal, require("results:read")]
+
+
+async def _current_user(
+    found: Annotated[Authenticated, Depends(_authenticated)],
+    _: Annotated[Principal, require(None)],
+) -> User:
+    return found.user
+
+
+CurrentUser = Annotated[User, Depends(_current_user)]
+
+
+def _user_for(guard: Guard) -> Callable[..., Awaitable[User]]:
+    role_check = _guarded(guard)
+
+    # A default, not an Annotated string: `role_check` is local, and string
+    # annotations resolve against module globals only.
+    async def check(
+        found: Annotated[Authenticated, Depends(_authenticated)],
+        _: Principal = Depends(role_check),
+    ) -> User:
+        return found.user
 
     return check
 
 
+def require_role(*roles: str) -> Callable[..., Awaitable[User]]:
+    """A dependency admitting only users whose current role is one of `roles`
+    (403 otherwise; authentication still answers 401 first).  Prefer
+    `require(permission)`."""
+    return _user_for(Guard(roles=frozenset(roles)))
+
+
+def require_user(permission: str) -> Callable[..., Awaitable[User]]:
+    """Like `require(permission)`, for handlers that want the User row."""
+    return _user_for(Guard(permission))
+
+
 AdminUser = Annotated[User, Depends(require_role("admin"))]
-# Viewers read; everyone else may also create and change productions.
-WriterUser = Annotated[User, Depends(require_role("admin", "user", "service"))]
+# Kept for older handlers: writing jobs is `jobs:update` in the permission matrix.
+WriterUser = Annotated[User, Depends(require_user("jobs:update"))]
 
 
-def owner_scope(user: User) -> uuid.UUID | None:
+def owner_scope(who: Principal | User) -> uuid.UUID | None:
     """The owner filter for job queries: admins see every job (None), others their own."""
-    return None if user.role == "admin" else user.id
+    if who.role == "admin":
+        return None
+    return who.user_id if isinstance(who, Principal) else who.id
+
+
+# ------------------------------------------------------------ route check
+
+
+def _returns_principal(call: Any) -> bool:
+    try:
+        return get_type_hints(call).get("return") is Principal
+    except Exception:  # unresolvable annotations: not ours to judge
+        return False
+
+
+def _guards(dependant: Dependant) -> Iterator[str]:
+    for dep in dependant.dependencies:
+        guard = getattr(dep.call, "__aiprod_guard__", None)
+        if isinstance(guard, Guard):
+            yield guard.describe()
+        elif _returns_principal(dep.call):
+            # A dependency of another module that establishes the caller with
+            # principal_from_token and checks has_permission itself.
+            yield "authenticated (custom check)"
+        yield from _guards(dep)
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    path: str
+    methods: frozenset[str]
+    dependant: Dependant | None
+    openapi_extra: dict[str, Any] | None
+
+
+def api_routes(app: FastAPI) -> Iterator[RouteInfo]:
+    """Every HTTP API route with its full path (FastAPI ≥ 0.13x includes
+    routers lazily, so `app.routes` alone does not list them)."""
+    iter_contexts = getattr(fastapi_routing, "iter_route_contexts", None)
+    if iter_contexts is None:  # older FastAPI: the list is flat
+        for r in app.routes:
+            if isinstance(r, APIRoute):
+                yield RouteInfo(r.path, frozenset(r.methods or ()), r.dependant, r.openapi_extra)
+        return
+    for ctx in iter_contexts(app.routes):
+        if isinstance(ctx.original_route, APIRoute):
+            yield RouteInfo(
+                str(ctx.path),
+                frozenset(ctx.methods or ()),
+                getattr(ctx, "dependant", None),
+                getattr(ctx, "openapi_extra", None),
+            )
+
+
+def route_permission(route: RouteInfo) -> str | None:
+    """What the route declares: its guards' needs, or "public"; None: nothing."""
+    declared = (route.openapi_extra or {}).get(PERMISSION_KEY)
+    if isinstance(declared, str) and declared != PUBLIC:
+        return declared  # an explicit declaration wins
+    guards = set(_guards(route.dependant)) if route.dependant is not None else set()
+    if len(guards) > 1:
+        guards.discard("authenticated")  # implied by any other guard
+    if guards:
+        return " + ".join(sorted(guards))
+    return declared if isinstance(declared, str) else None
+
+
+def check_routes(app: FastAPI) -> None:
+    """Deny by default: every ``/v1`` HTTP route must declare a permission (a
+    `require` dependency) or be explicitly public (``openapi_extra={"x-aiprod-
+    permission": "public"}``); the app refuses to start otherwise.  Each
+    route's need is written into the OpenAPI document as ``x-aiprod-permission``."""
+    needs: dict[tuple[str, str], str] = {}
+    missing = []
+    for route in api_routes(app):
+        if not route.path.startswith("/v1/"):
+            continue
+        need = route_permission(route)
+        if need is None:
+            missing.append(f"{','.join(sorted(route.methods))} {route.path}")
+            continue
+        documented = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route.path)  # {name:path} → {name}
+        for method in route.methods:
+            needs[(method.lower(), documented)] = need
+    if missing:
+        raise RuntimeError(
+            "routes without a declared permission (deny by default): " + "; ".join(missing)
+        )
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = build()
+        if fresh:
+            for path, item in schema.get("paths", {}).items():
+                for method, op in item.items():
+                    need = needs.get((method, path))
+                    if need is not None and isinstance(op, dict):
+                        op[PERMISSION_KEY] = need
+        return schema
+
+    setattr(app, "openapi", openapi)  # noqa: B010 (FastAPI's documented override)

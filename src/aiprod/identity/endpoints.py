@@ -1,21 +1,42 @@
-"""Login, token refresh, logout and the caller's own profile."""
+"""Login, token refresh, logout, sessions, password and the caller's profile.
+
+`router` also carries the API-key and admin routes (see `key_endpoints` and
+`admin`), so the app registers identity with one ``include_router``.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
 
 from aiprod.api.middleware import error_responses
-from aiprod.identity.deps import CurrentUser, Identity
+from aiprod.identity import admin, key_endpoints
+from aiprod.identity.deps import (
+    PERMISSION_KEY,
+    PUBLIC,
+    AnyPrincipal,
+    CurrentUser,
+    Identity,
+    SessionPrincipal,
+    audit_context,
+)
 from aiprod.identity.schemas import (
     LoginRequest,
     LogoutRequest,
+    PasswordChange,
     RefreshRequest,
+    RevokeRequest,
+    RevokeResponse,
+    SessionList,
+    SessionOut,
     TokenResponse,
     UserOut,
 )
 from aiprod.identity.service import TokenPair
 
 router = APIRouter(prefix="/v1")
+_PUBLIC = {PERMISSION_KEY: PUBLIC}
 
 
 def _tokens(pair: TokenPair) -> TokenResponse:
@@ -24,6 +45,7 @@ def _tokens(pair: TokenPair) -> TokenResponse:
         refresh_token=pair.refresh_token,
         token_type="bearer",  # noqa: S106 (the OAuth2 scheme name)
         expires_in=pair.expires_in,
+        session_id=pair.session_id,
     )
 
 
@@ -32,14 +54,23 @@ def _tokens(pair: TokenPair) -> TokenResponse:
     tags=["auth"],
     summary="Log in with email and password",
     response_model=TokenResponse,
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 422, 429),
+    openapi_extra=_PUBLIC,
 )
-async def login(body: LoginRequest, identity: Identity) -> TokenResponse:
-    """Trade credentials for an access token and a refresh token.
+async def login(
+    request: Request,
+    body: LoginRequest,
+    identity: Identity,
+    user_agent: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> TokenResponse:
+    """Trade credentials for an access token and a refresh token (a new session).
 
     An unknown email, a wrong password and a disabled account all answer the
-    same 401, so the endpoint cannot be used to discover accounts."""
-    return _tokens(await identity.login(body.email, body.password))
+    same 401 after the same work, so the endpoint cannot be used to discover
+    accounts.  Repeated failures for one account or from one address are
+    delayed exponentially: 429 with `Retry-After`."""
+    pair = await identity.login(body.email, body.password, audit_context(request), user_agent)
+    return _tokens(pair)
 
 
 @router.post(
@@ -48,29 +79,86 @@ async def login(body: LoginRequest, identity: Identity) -> TokenResponse:
     summary="Rotate the refresh token",
     response_model=TokenResponse,
     responses=error_responses(401, 422),
+    openapi_extra=_PUBLIC,
 )
-async def refresh(body: RefreshRequest, identity: Identity) -> TokenResponse:
+async def refresh(request: Request, body: RefreshRequest, identity: Identity) -> TokenResponse:
     """Trade a refresh token for a new pair.  Each refresh token works once;
-    presenting a spent one again is treated as theft and revokes every token
-    issued from the same login."""
-    return _tokens(await identity.refresh(body.refresh_token))
+    presenting a spent one again is treated as theft and revokes the session
+    (every token issued from the same login, access tokens included)."""
+    return _tokens(await identity.refresh(body.refresh_token, audit_context(request)))
 
 
 @router.post(
     "/auth/logout",
     tags=["auth"],
-    summary="Revoke a login",
+    summary="End a session",
     status_code=204,
     response_class=Response,
     responses=error_responses(422),
+    openapi_extra=_PUBLIC,
 )
-async def logout(body: LogoutRequest, identity: Identity) -> Response:
-    """Revoke the refresh token and every token rotated from the same login.
+async def logout(request: Request, body: LogoutRequest, identity: Identity) -> Response:
+    """Revoke the session of this refresh token: its refresh tokens die, and its
+    access tokens are refused from their next use.
 
     No access token is needed (it may have expired); an unknown token also
-    answers 204 so the call is safe to repeat.  Access tokens already issued
-    stay valid until they expire (minutes)."""
-    await identity.logout(body.refresh_token)
+    answers 204 so the call is safe to repeat."""
+    await identity.logout(body.refresh_token, audit_context(request))
+    return Response(status_code=204)
+
+
+@router.post(
+    "/auth/revoke",
+    tags=["auth"],
+    summary="Revoke sessions",
+    response_model=RevokeResponse,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def revoke(
+    request: Request, body: RevokeRequest, principal: AnyPrincipal, identity: Identity
+) -> RevokeResponse:
+    """Revoke one session (`session_id`), every session of a user (`user_id`), or,
+    with an empty body, every session of your own.  Other users' sessions need
+    admin:users.  Revoked sessions' access tokens stop working at once."""
+    count = await identity.revoke(
+        principal,
+        audit_context(request, principal),
+        session_id=body.session_id,
+        user_id=body.user_id,
+    )
+    return RevokeResponse(revoked=count)
+
+
+@router.get(
+    "/auth/sessions",
+    tags=["auth"],
+    summary="Your open sessions",
+    response_model=SessionList,
+    responses=error_responses(401),
+)
+async def sessions(principal: AnyPrincipal, identity: Identity) -> SessionList:
+    """Logins that can still refresh, newest first; `current` marks this one."""
+    rows = await identity.list_sessions(principal.user_id)
+    return SessionList(items=[SessionOut.from_session(s, principal.session_id) for s in rows])
+
+
+@router.post(
+    "/auth/password",
+    tags=["auth"],
+    summary="Change your password",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(401, 403, 409, 422, 429),
+)
+async def change_password(
+    request: Request, body: PasswordChange, principal: SessionPrincipal, identity: Identity
+) -> Response:
+    """Needs the current password (403 `wrong_password`; failures count towards
+    the login throttle).  Every session of the account is revoked, this one
+    included: log in again with the new password.  API keys keep working."""
+    await identity.change_password(
+        principal, body.current_password, body.new_password, audit_context(request)
+    )
     return Response(status_code=204)
 
 
@@ -82,5 +170,9 @@ async def logout(body: LogoutRequest, identity: Identity) -> Response:
     responses=error_responses(401),
 )
 async def me(user: CurrentUser) -> UserOut:
-    """Who the access token belongs to, with the role as it is now."""
+    """Who the credential belongs to, with the role as it is now."""
     return UserOut.from_user(user)
+
+
+router.include_router(key_endpoints.router)
+router.include_router(admin.router)

@@ -1,5 +1,10 @@
-"""Argon2id password hashing (pwdlib), with a dummy verify for unknown users so
-that the answer time does not reveal whether an account exists."""
+"""Argon2id password hashing (pwdlib).
+
+Timing: an unknown account is verified against a dummy hash made with the
+same hasher and parameters as real ones, so "no such user" and "wrong
+password" each cost exactly one Argon2 verification.  A hash made with older
+parameters is replaced at the next successful login.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,18 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 _hasher = PasswordHash((Argon2Hasher(),))
-_DUMMY = _hasher.hash("timing-equaliser-not-a-password")
+# id(hasher) → (hasher, dummy hash); holding the hasher keeps its id unique.
+_dummies: dict[int, tuple[PasswordHash, str]] = {}
 
 MIN_LENGTH = 12
+
+
+def _dummy() -> str:
+    """A hash of a non-password under the hasher in use (made once per hasher)."""
+    key = id(_hasher)
+    if key not in _dummies:
+        _dummies[key] = (_hasher, _hasher.hash("timing-equaliser-not-a-password"))
+    return _dummies[key][1]
 
 
 def hash_password(password: str) -> str:
@@ -18,9 +32,18 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, hashed: str | None) -> bool:
     if hashed is None:
-        _hasher.verify(password, _DUMMY)
+        _hasher.verify(password, _dummy())
         return False
     return _hasher.verify(password, hashed)
+
+
+def verify_and_update(password: str, hashed: str | None) -> tuple[bool, str | None]:
+    """(matches, a new hash when the stored one uses outdated parameters).
+    Always one verification, whether or not there is a stored hash."""
+    if hashed is None:
+        _hasher.verify(password, _dummy())
+        return False, None
+    return _hasher.verify_and_update(password, hashed)
 
 
 def check_strength(password: str) -> None:

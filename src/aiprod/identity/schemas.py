@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aiprod.identity.models import User
+from aiprod.identity.config import Role
+from aiprod.identity.keys import KeyRotated, key_status
+from aiprod.identity.models import ApiKey, AuditEvent, AuthSession, User
+from aiprod.identity.permissions import ALL_PERMISSIONS
+
+Permission = Literal[
+    "jobs:create",
+    "jobs:read",
+    "jobs:update",
+    "jobs:delete",
+    "jobs:approve",
+    "results:read",
+    "admin:users",
+    "admin:roles",
+    "admin:keys",
+    "admin:audit",
+]
+assert set(get_args(Permission)) == set(ALL_PERMISSIONS)
 
 
 class _Strict(BaseModel):
@@ -38,6 +55,7 @@ class TokenResponse(BaseModel):
     )
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 (the OAuth2 scheme name)
     expires_in: int = Field(description="Seconds until the access token expires.")
+    session_id: uuid.UUID = Field(description="The login session (see /v1/auth/sessions).")
 
 
 class UserOut(BaseModel):
@@ -56,3 +74,233 @@ class UserOut(BaseModel):
             is_active=user.is_active,
             created_at=user.created_at,
         )
+
+
+# ----------------------------------------------------------------- sessions
+
+
+class RevokeRequest(_Strict):
+    """Name one session, or a user (all their sessions); neither: all of yours."""
+
+    session_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = Field(
+        None, description="Another user's needs the permission admin:users."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> RevokeRequest:
+        if self.session_id is not None and self.user_id is not None:
+            raise ValueError("give session_id or user_id, not both")
+        return self
+
+
+class RevokeResponse(BaseModel):
+    revoked: int = Field(description="How many sessions (or keys) this call revoked.")
+
+
+class SessionOut(BaseModel):
+    id: uuid.UUID
+    created_at: datetime
+    refreshed_at: datetime | None
+    ip: str | None
+    user_agent: str | None
+    current: bool = Field(description="The session of the token making this call.")
+
+    @classmethod
+    def from_session(cls, s: AuthSession, current: uuid.UUID | None) -> SessionOut:
+        return cls(
+            id=s.id,
+            created_at=s.created_at,
+            refreshed_at=s.refreshed_at,
+            ip=s.ip,
+            user_agent=s.user_agent,
+            current=s.id == current,
+        )
+
+
+class SessionList(BaseModel):
+    items: list[SessionOut]
+
+
+class PasswordChange(_Strict):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+# ----------------------------------------------------------------- API keys
+
+
+class ApiKeyCreate(_Strict):
+    name: str = Field(min_length=1, max_length=100, examples=["render farm"])
+    scopes: list[Permission] | None = Field(
+        None,
+        description="What the key may do: a subset of the owner's permissions. Default: "
+        "all of them except admin:*.",
+    )
+    expires_in_days: int | None = Field(
+        None, ge=1, le=365, description="Lifetime; default AIPROD_API_KEY_DEFAULT_DAYS (90)."
+    )
+    user_id: uuid.UUID | None = Field(
+        None, description="Make the key for another user (a service account): admin:keys."
+    )
+
+
+class ApiKeyOut(BaseModel):
+    id: uuid.UUID
+    lineage_id: uuid.UUID = Field(description="Shared by every version of the key.")
+    version: int
+    user_id: uuid.UUID
+    name: str
+    prefix: str | None = Field(description="The start of the secret, to recognise it.")
+    scopes: list[str]
+    status: Literal["active", "grace", "pending", "expired", "revoked"] = Field(
+        description="grace: rotated, works until expires_at; pending: made by scheduled "
+        "rotation, claim its secret with POST /v1/api-keys/{id}/claim."
+    )
+    created_at: datetime
+    expires_at: datetime
+    superseded_at: datetime | None
+    revoked_at: datetime | None
+    rotated_by: str | None
+
+    @classmethod
+    def from_key(cls, key: ApiKey, now: datetime) -> ApiKeyOut:
+        return cls(
+            id=key.id,
+            lineage_id=key.lineage_id,
+            version=key.version,
+            user_id=key.user_id,
+            name=key.name,
+            prefix=key.prefix,
+            scopes=list(key.scopes),
+            status=key_status(key, now),
+            created_at=key.created_at,
+            expires_at=key.expires_at,
+            superseded_at=key.superseded_at,
+            revoked_at=key.revoked_at,
+            rotated_by=key.rotated_by,
+        )
+
+
+class ApiKeyCreated(BaseModel):
+    key: ApiKeyOut
+    secret: str = Field(
+        description="The key itself (`aipk_…`). Shown only now: the server keeps only its HMAC."
+    )
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyOut]
+
+
+class ApiKeyRotate(_Strict):
+    grace_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=30 * 86400,
+        description="How long the current version keeps working (default "
+        "AIPROD_API_KEY_GRACE_SECONDS, 7 days).",
+    )
+
+
+class RevokeAllKeys(_Strict):
+    user_id: uuid.UUID | None = Field(None, description="Another user's keys: admin:keys.")
+
+
+class RotateDue(_Strict):
+    max_age_days: float | None = Field(
+        None,
+        gt=0,
+        description="Rotate keys older than this (default AIPROD_API_KEY_ROTATE_AFTER_DAYS).",
+    )
+
+
+class KeyRotationOut(BaseModel):
+    key_id: uuid.UUID
+    previous_key_id: uuid.UUID
+    owner_id: uuid.UUID
+    name: str
+    grace_until: datetime
+    pending: bool
+
+    @classmethod
+    def from_notice(cls, n: KeyRotated) -> KeyRotationOut:
+        return cls(
+            key_id=n.key_id,
+            previous_key_id=n.previous_key_id,
+            owner_id=n.owner_id,
+            name=n.name,
+            grace_until=n.grace_until,
+            pending=n.pending,
+        )
+
+
+class RotateDueResult(BaseModel):
+    rotated: list[KeyRotationOut]
+
+
+# -------------------------------------------------------------------- admin
+
+
+class UserPatch(_Strict):
+    role: Role | None = Field(None, description="Needs admin:roles.")
+    is_active: bool | None = Field(
+        None, description="false disables the account and revokes its sessions."
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> UserPatch:
+        if self.role is None and self.is_active is None:
+            raise ValueError("give role and/or is_active")
+        return self
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    next_after: str | None = Field(description="Pass as `after` for the next page.")
+
+
+class AuditEventOut(BaseModel):
+    seq: int
+    occurred_at: datetime
+    event: str
+    outcome: str
+    actor_id: uuid.UUID | None
+    actor: str | None
+    subject_type: str | None
+    subject_id: str | None
+    ip: str | None
+    request_id: str | None
+    details: dict[str, Any]
+    hash: str
+
+    @classmethod
+    def from_event(cls, e: AuditEvent) -> AuditEventOut:
+        return cls(
+            seq=e.seq,
+            occurred_at=e.occurred_at,
+            event=e.event,
+            outcome=e.outcome,
+            actor_id=e.actor_id,
+            actor=e.actor,
+            subject_type=e.subject_type,
+            subject_id=e.subject_id,
+            ip=e.ip,
+            request_id=e.request_id,
+            details=e.details,
+            hash=e.hash,
+        )
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEventOut]
+    next_before: int | None = Field(description="Pass as `before` for older events.")
+
+
+class AuditVerification(BaseModel):
+    ok: bool
+    count: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None
+    problem: str | None

@@ -1,8 +1,12 @@
 """Access JWTs and opaque refresh tokens.
 
-Access tokens are short-lived HS256 JWTs with ``iss``, ``aud``, ``typ``, ``jti``
-and ``exp``; decoding pins the algorithm (no ``alg=none``, no confusion).
-Refresh tokens are random strings; only their SHA-256 is stored.
+Access tokens are short-lived HS256 JWTs with ``kid`` in the header and
+``iss``, ``aud``, ``typ``, ``jti``, ``sid`` (the session) and ``exp`` in the
+body.  Decoding pins the algorithm (no ``alg=none``, no RS/HS confusion) and
+picks the key by ``kid`` from a keyring: the current key signs, previous keys
+(``AIPROD_PREVIOUS_SECRET_KEYS``) still verify, so the signing key can rotate
+without logging anyone out.  Refresh tokens are random strings; only their
+SHA-256 is stored.
 """
 
 from __future__ import annotations
@@ -12,15 +16,20 @@ import os
 import secrets
 import stat
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jwt
 
+from aiprod.identity.config import MIN_SECRET_LENGTH
 from aiprod.settings import Settings
 
 ALGORITHM = "HS256"
+ALGORITHMS = [ALGORITHM]  # the allow-list for our own tokens
 ACCESS_TYP = "access"
+REFRESH_PREFIX = "rt_"
 
 
 class TokenError(Exception):
@@ -31,33 +40,76 @@ class InsecureConfiguration(RuntimeError):
     """Refuse to start rather than sign tokens with a weak key."""
 
 
-def signing_key(settings: Settings) -> str:
-    """The configured key, or one made once and kept private in the data folder."""
-    if settings.secret_key is not None:
-        if len(settings.secret_key) < 32:
-            raise InsecureConfiguration("AIPROD_SECRET_KEY must be at least 32 characters")
-        return settings.secret_key
-    path = settings.data_dir / "secret.key"
+def secret_from_file(path: Path) -> str:
+    """A random secret made once and kept private (mode 600) at `path`."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it a moment ago
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise InsecureConfiguration(f"{path} is readable by others (mode {mode:o}); chmod 600 it")
     key = path.read_text().strip()
-    if len(key) < 32:
-        raise InsecureConfiguration(f"{path} holds a key shorter than 32 characters")
+    if len(key) < MIN_SECRET_LENGTH:
+        raise InsecureConfiguration(
+            f"{path} holds a key shorter than {MIN_SECRET_LENGTH} characters"
+        )
     return key
 
 
-def issue_access(settings: Settings, key: str, user_id: uuid.UUID, role: str) -> tuple[str, int]:
+def signing_key(settings: Settings) -> str:
+    """The configured key, or one made once and kept private in the data folder."""
+    if settings.secret_key is not None:
+        if len(settings.secret_key) < MIN_SECRET_LENGTH:
+            raise InsecureConfiguration(
+                f"AIPROD_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters"
+            )
+        return settings.secret_key
+    return secret_from_file(settings.data_dir / "secret.key")
+
+
+def key_id(key: str) -> str:
+    """A public name for a key: the same on every server that has the key, and
+    saying nothing useful about it (a truncated hash of a ≥ 32-char secret)."""
+    return hashlib.sha256(b"aiprod-kid\x00" + key.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Keyring:
+    current_kid: str
+    keys: dict[str, str]  # kid → secret
+
+    @property
+    def current(self) -> str:
+        return self.keys[self.current_kid]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Keyring:
+        current = signing_key(settings)
+        keys = {key_id(current): current}
+        for old in settings.previous_secret_keys:
+            if len(old) < MIN_SECRET_LENGTH:
+                raise InsecureConfiguration(
+                    f"every previous secret key must be at least {MIN_SECRET_LENGTH} characters"
+                )
+            keys.setdefault(key_id(old), old)
+        return cls(key_id(current), keys)
+
+
+def issue_access(
+    settings: Settings, keyring: Keyring, user_id: uuid.UUID, role: str, session_id: uuid.UUID
+) -> tuple[str, int]:
     now = datetime.now(UTC)
     ttl = settings.access_token_minutes * 60
     claims: dict[str, Any] = {
         "sub": str(user_id),
-        "role": role,
+        "sid": str(session_id),
+        "role": role,  # informational: permissions come from the stored role
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "typ": ACCESS_TYP,
@@ -66,18 +118,32 @@ def issue_access(settings: Settings, key: str, user_id: uuid.UUID, role: str) ->
         "nbf": now,
         "exp": now + timedelta(seconds=ttl),
     }
-    return jwt.encode(claims, key, algorithm=ALGORITHM), ttl
+    token = jwt.encode(
+        claims, keyring.current, algorithm=ALGORITHM, headers={"kid": keyring.current_kid}
+    )
+    return token, ttl
 
 
-def decode_access(settings: Settings, key: str, token: str) -> dict[str, Any]:
+def unverified_header(token: str) -> dict[str, Any]:
+    try:
+        return jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise TokenError(str(exc)) from None
+
+
+def decode_access(settings: Settings, keyring: Keyring, token: str) -> dict[str, Any]:
+    kid = unverified_header(token).get("kid")
+    key = keyring.keys.get(kid) if isinstance(kid, str) else None
+    if key is None:
+        raise TokenError("unknown signing key")
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
             key,
-            algorithms=[ALGORITHM],
+            algorithms=ALGORITHMS,
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
-            options={"require": ["exp", "iat", "sub", "aud", "iss", "jti", "typ"]},
+            options={"require": ["exp", "iat", "sub", "aud", "iss", "jti", "typ", "sid"]},
         )
     except jwt.PyJWTError as exc:
         raise TokenError(str(exc)) from exc
@@ -87,7 +153,7 @@ def decode_access(settings: Settings, key: str, token: str) -> dict[str, Any]:
 
 
 def new_refresh_token() -> str:
-    return "rt_" + secrets.token_urlsafe(32)
+    return REFRESH_PREFIX + secrets.token_urlsafe(32)
 
 
 def token_hash(token: str) -> str:

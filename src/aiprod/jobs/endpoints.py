@@ -22,7 +22,14 @@ from pydantic import ValidationError
 
 from aiprod.api.errors import ApiError
 from aiprod.api.middleware import error_responses
-from aiprod.identity.deps import CurrentUser, WriterUser, owner_scope
+from aiprod.identity.deps import (
+    JobsApprove,
+    JobsCreate,
+    JobsRead,
+    JobsUpdate,
+    ResultsRead,
+    owner_scope,
+)
 from aiprod.jobs.models import Job
 from aiprod.jobs.schemas import (
     ArtifactList,
@@ -137,7 +144,7 @@ async def submit(
     request: Request,
     response: Response,
     body: ProductionRequest,
-    user: WriterUser,
+    user: JobsCreate,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -158,7 +165,7 @@ async def submit(
     _check_api_request(body)
     jobs = _jobs(request)
     try:
-        job, created = await jobs.create(user.id, body, idempotency_key)
+        job, created = await jobs.create(user.user_id, body, idempotency_key)
     except BudgetExceeded:
         raise
     except ValueError as exc:
@@ -180,7 +187,7 @@ async def submit(
 )
 async def list_productions(
     request: Request,
-    user: CurrentUser,
+    user: JobsRead,
     limit: Annotated[
         int, Query(ge=1, description="Page size; values above the server's maximum are capped.")
     ] = 20,
@@ -211,9 +218,7 @@ async def list_productions(
     response_model=JobOut,
     responses=_READ_ERRORS,
 )
-async def get_production(
-    request: Request, production_id: ProductionId, user: CurrentUser
-) -> JobOut:
+async def get_production(request: Request, production_id: ProductionId, user: JobsRead) -> JobOut:
     """Status, stage, progress, ETA, estimate, QA summary and links."""
     return _out(request, await _jobs(request).get(production_id, owner_scope(user)))
 
@@ -227,7 +232,7 @@ async def get_production(
 async def list_events(
     request: Request,
     production_id: ProductionId,
-    user: CurrentUser,
+    user: JobsRead,
     after: Annotated[int, Query(ge=0, description="Only events with a larger `seq`.")] = 0,
     limit: Annotated[int, Query(ge=1, description="At most this many (capped).")] = 100,
 ) -> EventPage:
@@ -252,7 +257,7 @@ async def list_events(
     responses=_READ_ERRORS,
 )
 async def get_storyboard(
-    request: Request, production_id: ProductionId, user: CurrentUser
+    request: Request, production_id: ProductionId, user: JobsRead
 ) -> Storyboard:
     """The plan: scenes with narration, visuals, timing.  404 until planning has
     finished.  Edit it with PATCH while the job awaits approval."""
@@ -269,7 +274,7 @@ async def get_storyboard(
     responses=_ACTION_ERRORS,
 )
 async def update_storyboard(
-    request: Request, production_id: ProductionId, body: Storyboard, user: WriterUser
+    request: Request, production_id: ProductionId, body: Storyboard, user: JobsUpdate
 ) -> JobOut:
     """Only while the job is `awaiting_approval` (else 409).  The new plan must
     fit the request's preset (scenes, duration) and budget (else 422); media may
@@ -307,7 +312,7 @@ def _check_storyboard(jobs: JobService, request: ProductionRequest, sb: Storyboa
     response_model=JobOut,
     responses=_ACTION_ERRORS,
 )
-async def approve(request: Request, production_id: ProductionId, user: WriterUser) -> JobOut:
+async def approve(request: Request, production_id: ProductionId, user: JobsApprove) -> JobOut:
     """Queue a job paused at `awaiting_approval` to render its storyboard."""
     return _out(request, await _jobs(request).approve(production_id, owner_scope(user)))
 
@@ -322,7 +327,7 @@ async def approve(request: Request, production_id: ProductionId, user: WriterUse
     },
 )
 async def cancel(
-    request: Request, response: Response, production_id: ProductionId, user: WriterUser
+    request: Request, response: Response, production_id: ProductionId, user: JobsUpdate
 ) -> JobOut:
     """A queued or paused job is cancelled at once (200).  A running one is
     asked to stop (202; `status` stays `processing` until its worker stops).
@@ -340,7 +345,7 @@ async def cancel(
     response_model=JobOut,
     responses=_ACTION_ERRORS,
 )
-async def retry(request: Request, production_id: ProductionId, user: WriterUser) -> JobOut:
+async def retry(request: Request, production_id: ProductionId, user: JobsUpdate) -> JobOut:
     """Queue a `failed` job again; it resumes after its last finished stage."""
     return _out(request, await _jobs(request).retry(production_id, owner_scope(user)))
 
@@ -357,7 +362,7 @@ async def rerender(
     production_id: ProductionId,
     index: Annotated[int, Path(ge=0, le=10_000, description="Zero-based scene index.")],
     body: RerenderRequest,
-    user: WriterUser,
+    user: JobsUpdate,
 ) -> JobOut:
     """For a `completed` or `failed` job: apply the changes to scene `index` and
     queue the job.  Cached stages serve every other scene, so only this scene
@@ -403,7 +408,7 @@ async def _artifacts(jobs: JobService, job: Job) -> dict[str, tuple[str, dict[st
     responses=_READ_ERRORS,
 )
 async def list_artifacts(
-    request: Request, production_id: ProductionId, user: CurrentUser
+    request: Request, production_id: ProductionId, user: ResultsRead
 ) -> ArtifactList:
     """Every file recorded by the job's finished stages (final video, subtitles,
     thumbnails, intermediate clips …) with size, SHA-256, type and download URL."""
@@ -446,7 +451,7 @@ async def get_artifact(
     request: Request,
     production_id: ProductionId,
     name: Annotated[str, Path(description="A name from the artifact list, e.g. `video.mp4`.")],
-    user: CurrentUser,
+    user: ResultsRead,
     range_: Annotated[
         str | None,
         Header(
@@ -559,7 +564,7 @@ def _filename(name: str) -> str:
     response_model=list[PresetOut],
     responses=error_responses(401),
 )
-async def list_presets(user: CurrentUser) -> list[PresetOut]:
+async def list_presets(user: JobsRead) -> list[PresetOut]:
     """Named bundles of defaults and caps a request picks with `preset`."""
     return [
         PresetOut(
@@ -582,7 +587,7 @@ async def list_presets(user: CurrentUser) -> list[PresetOut]:
     responses=error_responses(401, 413, 422),
 )
 async def cost_estimate(
-    request: Request, body: ProductionRequest, user: CurrentUser
+    request: Request, body: ProductionRequest, user: JobsRead
 ) -> EstimateResponse:
     """The estimate and fast-track decision `POST /v1/productions` would make for
     this body (budget downgrades applied; 422 `budget_exceeded` when nothing

@@ -8,6 +8,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import aiprod.events.models
 import aiprod.identity.models
 import aiprod.jobs.models  # noqa: F401  (register tables)
 from aiprod.db.base import Base
