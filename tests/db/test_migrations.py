@@ -76,7 +76,7 @@ def test_head_matches_the_models(db_url: str) -> None:  # noqa: F811
     assert tables >= TABLES
     assert diffs == []
     assert revision == HEADS
-    assert "0002_identity" in HEADS
+    assert frozenset({"0003"}) == HEADS
 
 
 def test_migrations_go_down_and_up_again(db_url: str) -> None:  # noqa: F811
@@ -212,3 +212,8 @@ def test_users_create_refuses_a_non_email(cli_env: dict[str, str | None]) -> Non
     result = invoke(cli_env, "users", "create", "not-an-email", "--password-stdin", stdin="x\n")
     assert result.exit_code != 0
     assert "not an email address" in result.output
+
+
+def test_the_history_has_one_head() -> None:
+    """Parallel branches must be merged before they land (see 0003_merge)."""
+    assert len(HEADS) == 1, sorted(HEADS)

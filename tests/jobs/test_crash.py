@@ -218,6 +218,10 @@ async def test_worker_command_migrates_an_empty_database(
         service = JobService(db, settings)
         job, _ = await service.create(owner.id, make_request(), None)
         assert job.status == "queued"
-        assert await service.last_worker_beat() is not None
+
+        async def beating() -> bool:  # the first beat follows "started" closely
+            return await service.last_worker_beat() is not None
+
+        await wait_until(beating, timeout=30, what="the worker's first heartbeat")
     finally:
         await db.dispose()

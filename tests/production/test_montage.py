@@ -6,25 +6,35 @@ import itertools
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
+from av.video.frame import PictureType
 from numpy.typing import NDArray
 from PIL import Image
 
 from aiprod.production.backends.pyav_montage import (
+    FramePool,
+    Planes,
+    PlaneSprite,
     PyAVMontage,
     SubtitleBurner,
     Timeline,
     ducking_gain,
+    planes_of,
+    slide,
+    slide_shift,
     timeline_frames,
 )
 from aiprod.production.media.audio import MIX_RATE, write_wav
 from aiprod.production.media.loudness import integrated_loudness, true_peak_db
 from aiprod.production.media.probe import decode_audio, iter_frames, probe
 from aiprod.production.media.text import line_height
-from aiprod.production.media.video import mezzanine_writer
+from aiprod.production.media.video import VideoWriter, mezzanine_writer
 from aiprod.production.models import (
     Narration,
     RenderSpec,
@@ -103,8 +113,23 @@ def storyboard() -> Storyboard:
     )
 
 
+@dataclass(frozen=True)
+class Sent:
+    format: str
+    size: tuple[int, int]
+    y: Frame
+    u: Frame
+    v: Frame
+
+    @property
+    def planes(self) -> Planes:
+        return self.y, self.u, self.v
+
+
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[MontageOutput, list[float], Path]:
+def render_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[MontageOutput, list[float], Path, list[Sent]]:
     tmp = tmp_path_factory.mktemp("montage")
     sb = storyboard()
     clips = [
@@ -130,8 +155,48 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[MontageOutput, l
         narration_lead=0.3,
     )
     seen: list[float] = []
-    out = PyAVMontage().assemble(inp, tmp / "out", seen.append)
-    return out, seen, tmp
+    sent: list[Sent] = []
+    write_frame = VideoWriter.write_frame
+
+    def spy(writer: VideoWriter, frame: av.VideoFrame) -> None:
+        planes = planes_of(frame)
+        sent.append(
+            Sent(frame.format.name, (frame.width, frame.height), *(p.copy() for p in planes))
+        )
+        write_frame(writer, frame)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(VideoWriter, "write_frame", spy)
+        out = PyAVMontage().assemble(inp, tmp / "out", seen.append)
+    return out, seen, tmp, sent
+
+
+@pytest.fixture(scope="module")
+def rendered(
+    render_run: tuple[MontageOutput, list[float], Path, list[Sent]],
+) -> tuple[MontageOutput, list[float], Path]:
+    return render_run[:3]
+
+
+@pytest.fixture(scope="module")
+def sent(render_run: tuple[MontageOutput, list[float], Path, list[Sent]]) -> list[Sent]:
+    """Every frame as handed to the encoder (planes copied at the time)."""
+    return render_run[3]
+
+
+def decode_planes(path: Path) -> list[Planes]:
+    with av.open(str(path)) as container:
+        return [
+            tuple(p.copy() for p in planes_of(f))  # type: ignore[misc]
+            for f in container.decode(video=0)
+        ]
+
+
+@pytest.fixture(scope="module")
+def sources(render_run: tuple[MontageOutput, list[float], Path, list[Sent]]) -> list[list[Planes]]:
+    """The decoded frames of each mezzanine clip, as Y, U, V planes."""
+    tmp = render_run[2]
+    return [decode_planes(tmp / f"c{i}.mp4") for i in range(4)]
 
 
 @pytest.fixture(scope="module")
@@ -298,9 +363,10 @@ def test_short_clip_holds_its_last_frame_and_mismatched_inputs_fail(tmp_path: Pa
     sb = Storyboard(title="s", scenes=[Scene(index=0, duration=1.0, transition="cut")])
     clip = write_clip(tmp_path / "c.mp4", 0.6, solid(RED))  # 15 of 25 frames
     tl = Timeline.build(sb, SPEC)
-    got = list(timeline_frames([clip], tl, SPEC))
+    got = [f.to_ndarray(format="rgb24") for f in timeline_frames([clip], tl, SPEC)]
     assert len(got) == 25
     assert np.array_equal(got[-1], got[14])
+    assert np.abs(got[-1].astype(int) - RED).max() < 8
     inp = MontageInput(
         storyboard=sb,
         clips=[clip, clip],
@@ -332,3 +398,261 @@ def test_a_full_two_line_cue_stays_two_lines_at_any_aspect(width: int, height: i
     later = np.zeros_like(frame)
     burner.burn(later, 1.0)
     assert not later.any()
+
+
+# --- the YUV path -----------------------------------------------------------------------
+
+# Frames 20..29 crossfade, 40..49 slide; the cue covers frames 53..62.
+TRANSITIONS = set(range(20, 30)) | set(range(40, 50))
+CUE_FRAMES = set(range(53, 63))
+
+
+def source_of(k: int) -> tuple[int, int]:
+    """(clip, frame in clip) shown alone at output frame k, outside transitions."""
+    starts = [0, 20, 40, 70]
+    i = max(i for i, s in enumerate(starts) if s <= k)
+    return i, k - starts[i]
+
+
+def test_untouched_frames_reach_the_encoder_as_decoded(
+    sent: list[Sent], sources: list[list[Planes]]
+) -> None:
+    assert len(sent) == 95
+    assert all(f.format == "yuv420p" and f.size == (320, 180) for f in sent)
+    plain = [k for k in range(95) if k not in TRANSITIONS | CUE_FRAMES]
+    assert len(plain) == 65
+    for k in plain:
+        i, j = source_of(k)
+        for got, want in zip(sent[k].planes, sources[i][j], strict=True):
+            assert np.array_equal(got, want), k
+
+
+def test_the_encoder_chooses_its_own_frame_types(
+    rendered: tuple[MontageOutput, list[float], Path],
+) -> None:
+    # The mezzanines are all P frames (ultrafast: no B-frames); decoded frames keep
+    # that picture type, which libx264 would obey if it were passed on.
+    out, _, tmp = rendered
+    with av.open(str(tmp / "c3.mp4")) as c:
+        assert {PictureType(f.pict_type).name for f in c.decode(video=0)} == {"I", "P"}
+    with av.open(str(out.video)) as c:
+        types = [PictureType(f.pict_type).name for f in c.decode(video=0)]
+    # B-frames among the passed-through frames, not only the composed ones.
+    assert "B" in types[1:20]
+    assert "B" in types[71:95]
+
+
+def test_crossfade_blends_the_planes(sent: list[Sent], sources: list[list[Planes]]) -> None:
+    for k in range(20, 30):
+        alpha = (k - 20 + 1) / 11
+        w = round(alpha * 256)
+        a, b = sources[0][k], sources[1][k - 20]
+        for got, pa, pb in zip(sent[k].planes, a, b, strict=True):
+            want = (pa.astype(np.uint32) * (256 - w) + pb.astype(np.uint32) * w + 128) >> 8
+            assert np.array_equal(got, want), k
+            mix = (1 - alpha) * pa.astype(float) + alpha * pb.astype(float)
+            assert np.abs(got - mix).max() <= 1.0
+    # The midpoint is the average of both clips.
+    mid = sent[25]  # alpha = 6/11
+    for got, pa, pb in zip(mid.planes, sources[0][25], sources[1][5], strict=True):
+        assert float(got.mean()) == pytest.approx((5 * pa.mean() + 6 * pb.mean()) / 11, abs=1)
+
+
+def test_slide_shifts_the_planes(sent: list[Sent], sources: list[list[Planes]]) -> None:
+    shifts = []
+    for k in range(40, 50):
+        s = slide_shift(320, (k - 40 + 1) / 11)
+        shifts.append(s)
+        a, b = sources[1][k - 20][0], sources[2][k - 40][0]
+        y = sent[k].y
+        assert np.array_equal(y[:, : 320 - s], a[:, s:]), k
+        assert np.array_equal(y[:, 320 - s :], b[:, :s]), k
+    assert all(a < b for a, b in itertools.pairwise(shifts))
+    assert any(s % 2 for s in shifts)  # odd shifts (half a chroma sample) occur
+
+
+@pytest.mark.parametrize("shift", [0, 1, 2, 5, 6, 13, 15, 16])
+def test_slide_chroma_is_what_subsampling_the_rgb_slide_gives(shift: int) -> None:
+    """Chroma of an RGB slide, subsampled 2x2, equals the planes' slide: on frames
+    whose chroma is nearest-upsampled (as the decoder's RGB was), a luma shift s
+    moves each chroma row by s/2 samples, averaging neighbours when s is odd."""
+    rng = np.random.default_rng(shift)
+    w, h = 16, 4
+    a = tuple(
+        rng.integers(0, 256, (h // (1 + (k > 0)), w // (1 + (k > 0))), np.uint8) for k in range(3)
+    )
+    b = tuple(
+        rng.integers(0, 256, (h // (1 + (k > 0)), w // (1 + (k > 0))), np.uint8) for k in range(3)
+    )
+    out = tuple(np.zeros_like(p) for p in a)
+    pool = FramePool(w, h)
+    # progress that gives this shift
+    progress = next(p / 1000 for p in range(1001) if slide_shift(w, p / 1000) == shift)
+    slide(out, a, b, progress, pool)  # type: ignore[arg-type]
+    for k in (1, 2):
+        full_a = np.repeat(np.repeat(a[k], 2, axis=1), 2, axis=0).astype(int)
+        full_b = np.repeat(np.repeat(b[k], 2, axis=1), 2, axis=0).astype(int)
+        moved = np.concatenate([full_a[:, shift:], full_b[:, :shift]], axis=1)
+        sub = (moved.reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3)) + 2) // 4
+        assert np.array_equal(out[k], sub), k
+    assert np.array_equal(out[0], np.concatenate([a[0][:, shift:], b[0][:, :shift]], axis=1))
+
+
+def test_subtitles_are_blended_into_the_planes_only_during_the_cue(
+    sent: list[Sent], sources: list[list[Planes]]
+) -> None:
+    for k in sorted(CUE_FRAMES):
+        i, j = source_of(k)
+        src = sources[i][j]
+        y_diff = np.abs(sent[k].y.astype(int) - src[0])
+        rows = np.flatnonzero(y_diff.max(axis=1) > 0)
+        assert (y_diff > 60).sum() > 150, k  # text (and its box) drawn
+        assert rows.min() >= 110, k  # at the bottom only
+        for c in (1, 2):
+            diff = np.abs(sent[k].planes[c].astype(int) - src[c])
+            assert np.flatnonzero(diff.max(axis=1) > 0).min() >= 55, k
+    for k in (51, 52, 63, 64):
+        i, j = source_of(k)
+        assert all(np.array_equal(g, w) for g, w in zip(sent[k].planes, sources[i][j], strict=True))
+
+
+def _gradient(w: int, h: int) -> Frame:
+    x = np.arange(w)[None, :]
+    y = np.arange(h)[:, None]
+    r = np.broadcast_to(40 + x * 160 // w, (h, w))
+    g = np.broadcast_to(60 + y * 120 // h, (h, w))
+    b = np.broadcast_to(200 - (x + y) * 120 // (w + h), (h, w))
+    return np.stack([r, g, b], axis=2).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    "style",
+    [
+        SubtitleStyle(),
+        SubtitleStyle(box=False),
+        SubtitleStyle(box=False, color="#101010", position="top"),
+    ],
+)
+def test_yuv_subtitles_match_the_rgb_path(style: SubtitleStyle) -> None:
+    """Blending the converted sprite into Y/U/V gives what blending in RGB and then
+    converting to yuv420p (libswscale, as the encoder did) gives, within rounding."""
+    w, h = 640, 360
+    cue = SubtitleCue(start=0.0, end=1.0, text="Bees turn nectar into honey")
+    src = av.VideoFrame.from_ndarray(_gradient(w, h), format="rgb24").reformat(format="yuv420p")
+    rgb = np.asarray(src.to_ndarray(format="rgb24"), np.uint8)
+    SubtitleBurner([cue], style, w, h).burn(rgb, 0.5)
+    old = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    new, planes = FramePool(w, h).writable(src)
+    SubtitleBurner([cue], style, w, h).burn_planes(planes, 0.5)
+    assert not np.array_equal(planes[0], planes_of(src)[0])  # it drew something
+    for got, want in zip(planes_of(new), planes_of(old), strict=True):
+        diff = np.abs(got.astype(int) - want)
+        assert diff.max() <= 4
+        assert (diff > 2).mean() < 0.001
+    back = np.abs(new.to_ndarray(format="rgb24").astype(int) - old.to_ndarray(format="rgb24"))
+    assert back.mean() < 1.5
+    assert np.percentile(back, 99.9) <= 4
+
+
+def test_sprite_planes_are_converted_once_per_cue(monkeypatch: pytest.MonkeyPatch) -> None:
+    cues = [
+        SubtitleCue(start=0.0, end=1.0, text="One"),
+        SubtitleCue(start=1.0, end=2.0, text="Two"),
+    ]
+    burner = SubtitleBurner(cues, SubtitleStyle(), 320, 180)
+    pool = FramePool(320, 180)
+    _, planes = pool.take()
+    for p in planes:
+        p[...] = 128
+    calls: list[int] = []
+    convert = burner._yuv_sprite
+
+    def counting(k: int, planes: Planes) -> list[tuple[int, PlaneSprite]]:
+        calls.append(k)
+        return convert(k, planes)
+
+    monkeypatch.setattr(burner, "_yuv_sprite", counting)
+    for t in (0.1, 0.5, 0.9, 1.1, 1.5):
+        burner.burn_planes(planes, t)
+    assert calls == [0, 0, 0, 1, 1]
+    assert set(burner._yuv) == {1}  # the first cue's planes were dropped when it ended
+    assert len(burner._yuv[1]) == 3
+
+
+def test_writer_encodes_video_frames_as_given(tmp_path: Path) -> None:
+    """write_frame: a yuv420p frame goes in untouched (bit-exact through lossless
+    x264), with its timestamps and picture type replaced; other frames are converted
+    as `write` converts RGB."""
+    rng = np.random.default_rng(0)
+    w, h = 64, 48
+    frames = []
+    for k in range(6):
+        vf = av.VideoFrame(w, h, "yuv420p")
+        for p in planes_of(vf, writable=True):
+            p[...] = rng.integers(16, 236, p.shape, np.uint8)
+        vf.pts, vf.time_base, vf.pict_type = (
+            1000 * k,
+            Fraction(1, 15360),
+            PictureType.P,
+        )
+        frames.append(vf)
+    rgb = frames[5].reformat(format="rgb24")
+    want = [tuple(p.copy() for p in planes_of(f)) for f in frames[:5]]
+    want.append(planes_of(rgb.reformat(format="yuv420p")))  # the encoder's conversion
+    path = tmp_path / "x.mp4"
+    with VideoWriter(path, w, h, 25, {"preset": "ultrafast", "qp": "0"}) as writer:
+        for vf in frames[:4]:
+            writer.write_frame(vf)
+        writer.write(frames[4])  # write() takes VideoFrames too
+        writer.write_frame(rgb)  # other formats are converted
+    got = decode_planes(path)
+    assert len(got) == 6
+    for k in range(6):
+        assert all(np.array_equal(g, x) for g, x in zip(got[k], want[k], strict=True)), k
+    info = probe(path)
+    assert info.video_frames == 6
+    assert info.duration == pytest.approx(6 / 25, abs=0.02)
+
+
+def test_clips_of_another_size_or_format_are_converted(tmp_path: Path) -> None:
+    path = tmp_path / "small.mp4"
+    with VideoWriter(path, 160, 90, SPEC.fps, {"preset": "ultrafast", "crf": "12"}) as w:
+        for _ in range(15):
+            w.write(np.full((90, 160, 3), RED, np.uint8))
+    sb = Storyboard(title="s", scenes=[Scene(index=0, duration=0.6, transition="cut")])
+    got = list(timeline_frames([path], Timeline.build(sb, SPEC), SPEC))
+    assert len(got) == 15
+    for f in got:
+        assert (f.format.name, f.width, f.height) == ("yuv420p", 320, 180)
+        assert np.abs(f.to_ndarray(format="rgb24").astype(int) - RED).max() < 8
+
+
+def test_decoder_frames_are_read_only(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "c.mp4", 0.6, solid(BLUE))
+    sb = Storyboard(title="s", scenes=[Scene(index=0, duration=0.6, transition="cut")])
+    frame = next(iter(timeline_frames([clip], Timeline.build(sb, SPEC), SPEC)))
+    with pytest.raises(ValueError, match="read-only"):
+        planes_of(frame)[0][0, 0] = 0
+    copy, planes = FramePool(SPEC.width, SPEC.height).writable(frame)
+    assert copy is not frame
+    planes[0][0, 0] = 0  # the copy is the montage's to draw on
+
+
+def test_an_audio_failure_fails_the_montage_and_leaves_no_video(tmp_path: Path) -> None:
+    # The audio is made on a thread while frames are encoded; its error still
+    # surfaces, after the thread is done with the writer.
+    sb = Storyboard(title="s", scenes=[Scene(index=0, duration=1.0, transition="cut")])
+    clip = write_clip(tmp_path / "c.mp4", 1.0, moving)
+    missing = Narration(path=tmp_path / "missing.wav", sample_rate=VOICE_RATE, duration=1.0)
+    inp = MontageInput(
+        storyboard=sb,
+        clips=[clip],
+        narrations=[missing],
+        music=None,
+        spec=SPEC,
+        subtitles=SubtitleStyle(),
+        cues=[],
+    )
+    with pytest.raises(OSError):
+        PyAVMontage().assemble(inp, tmp_path / "out", lambda _p: None)
+    assert not (tmp_path / "out" / "video.mp4").exists()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,11 +49,18 @@ def request_hash(request: ProductionRequest) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+EventHook = Callable[[AsyncSession, Job, JobEvent], Awaitable[None]]
+"""Called for every new event inside its transaction (after the row is flushed).
+``aiprod.events`` uses it to publish the event once the transaction commits,
+so that subscribers never see an event the database rolled back."""
+
+
 class JobService:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, on_event: EventHook | None = None) -> None:
         self.db = db
         self.settings = settings
         self.prices = PriceTable.default(settings.compute_price_per_hour, settings.prices)
+        self.on_event = on_event
 
     # ----------------------------------------------------------------- events
 
@@ -78,6 +85,8 @@ class JobService:
         ev = JobEvent(job_id=job.id, seq=seq, type=type_, payload=body, created_at=utcnow())
         s.add(ev)
         await s.flush()
+        if self.on_event is not None:
+            await self.on_event(s, job, ev)
         return ev
 
     async def _transition(
@@ -554,4 +563,12 @@ def _check_media_unchanged(job: Job, storyboard: Storyboard) -> None:
             )
 
 
-__all__ = ["STAGES", "Conflict", "JobService", "LeaseLost", "NotFound", "request_hash"]
+__all__ = [
+    "STAGES",
+    "Conflict",
+    "EventHook",
+    "JobService",
+    "LeaseLost",
+    "NotFound",
+    "request_hash",
+]

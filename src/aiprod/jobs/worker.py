@@ -41,7 +41,7 @@ from typing import Any, Literal, TypeVar
 
 from aiprod.db.engine import Database
 from aiprod.jobs.models import Job
-from aiprod.jobs.service import JobService, LeaseLost
+from aiprod.jobs.service import EventHook, JobService, LeaseLost
 from aiprod.production.cache import file_digest
 from aiprod.production.models import STAGES, ProductionRequest, Storyboard
 from aiprod.production.pipeline import (
@@ -144,7 +144,8 @@ class Worker:
     and never fewer than one (``AIPROD_WORKERS=0`` means "embed no worker",
     which the API decides by not creating one, not "a worker that runs
     nothing").  ``worker_id`` (``host:pid:random``) is the lease owner name;
-    ``process`` expects a job claimed under it.
+    ``process`` expects a job claimed under it.  ``on_event`` publishes the
+    events it records (see :data:`aiprod.jobs.service.EventHook`).
     """
 
     def __init__(
@@ -153,12 +154,13 @@ class Worker:
         storage: Storage,
         settings: Settings,
         concurrency: int | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         self.db = db
         self.storage = storage
         self.settings = settings
         self.concurrency = max(1, settings.workers if concurrency is None else concurrency)
-        self.service = JobService(db, settings)
+        self.service = JobService(db, settings, on_event)
         self.worker_id = make_worker_id()
         self.hostname = socket.gethostname() or "host"
         self.pid = os.getpid()

@@ -3,6 +3,7 @@ the benchmark baseline so that all three encode with exactly the same settings."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -10,6 +11,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 from numpy.typing import NDArray
 
 from aiprod.production.models import RenderSpec
@@ -28,8 +30,12 @@ def final_options(spec: RenderSpec) -> dict[str, str]:
 
 
 class VideoWriter:
-    """Write RGB frames (and optionally one audio track) to an MP4.
+    """Write video frames (and optionally one audio track) to an MP4.
 
+    `write` takes an RGB array (converted to yuv420p by libswscale, BT.601 limited
+    range) or an :class:`av.VideoFrame`; `write_frame` takes a VideoFrame, which
+    goes to the encoder as it is when it is yuv420p at the stream's size (no
+    conversion), so a montage can pass decoded frames straight through.
     ``faststart`` moves the index to the front so players can start before the
     whole file has arrived.  Audio is given in full as float32 (n, channels).
     """
@@ -55,23 +61,59 @@ class VideoWriter:
         self.video.width, self.video.height = width, height
         self.video.pix_fmt = "yuv420p"
         self.video.options = dict(options)
-        self.video.codec_context.time_base = Fraction(1, fps)
+        self._time_base = Fraction(1, fps)
+        self.video.codec_context.time_base = self._time_base
         self.audio: Any = None
         if audio_rate is not None:
             self.audio = self.container.add_stream("aac", rate=audio_rate)
             self.audio.layout = "stereo" if audio_channels == 2 else "mono"
             self.audio.bit_rate = audio_bitrate
         self.frames = 0
+        self._held: list[Any] | None = None  # video packets waiting for the audio
+        self._audio_flushed = False
 
-    def write(self, frame: Frame) -> None:
+    def write(self, frame: Frame | av.VideoFrame) -> None:
+        """Encode an RGB (height, width, 3) array, or a VideoFrame (`write_frame`)."""
+        if isinstance(frame, av.VideoFrame):
+            self.write_frame(frame)
+            return
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         vf.pts = self.frames
         self.frames += 1
-        for packet in self.video.encode(vf):
+        self._mux_video(self.video.encode(vf))
+
+    def write_frame(self, frame: av.VideoFrame) -> None:
+        """Encode `frame` as the next picture.
+
+        A yuv420p frame of the stream's size goes to the encoder untouched (any
+        other is converted first, as `write` converts RGB).  The frame is
+        restamped: its timestamp and time base become this stream's, its duration
+        is cleared like a fresh frame's, and so is its picture type, because
+        libx264 would otherwise obey a decoded frame's I/P type and give up its own
+        frame-type decisions (B-frames, scene cuts).  The encoder copies the pixels
+        before this returns, so the caller may reuse the frame's buffers.
+        """
+        ctx = self.video.codec_context
+        if frame.format.name != ctx.pix_fmt or (frame.width, frame.height) != (
+            ctx.width,
+            ctx.height,
+        ):
+            frame = frame.reformat(width=ctx.width, height=ctx.height, format=ctx.pix_fmt)
+        frame.pts = self.frames
+        frame.time_base = self._time_base
+        frame.duration = 0
+        frame.pict_type = PictureType.NONE
+        self.frames += 1
+        self._mux_video(self.video.encode(frame))
+
+    def _mux_video(self, packets: list[Any]) -> None:
+        if self._held is not None:
+            self._held.extend(packets)
+            return
+        for packet in packets:
             self.container.mux(packet)
 
-    def write_audio(self, samples: NDArray[np.float32], rate: int) -> None:
-        """Encode the whole audio track (float32, (n, channels))."""
+    def _audio_frames(self, samples: NDArray[np.float32], rate: int) -> Iterator[Any]:
         if self.audio is None:
             raise RuntimeError("writer was opened without an audio stream")
         data = np.ascontiguousarray(samples.T if samples.ndim == 2 else samples[None, :])
@@ -84,13 +126,53 @@ class VideoWriter:
             af.sample_rate = rate
             af.pts = pts
             pts += part.shape[1]
+            yield af
+
+    def write_audio(self, samples: NDArray[np.float32], rate: int) -> None:
+        """Encode the whole audio track (float32, (n, channels))."""
+        for af in self._audio_frames(samples, rate):
             for packet in self.audio.encode(af):
                 self.container.mux(packet)
 
-    def close(self) -> None:
-        for packet in self.video.encode():
+    def hold_video(self) -> None:
+        """Keep video packets in memory instead of muxing them, until `mux_audio`.
+
+        With `encode_audio` this lets the audio track be made on another thread
+        while the first video frames are encoded, and still reach the muxer before
+        any video packet, exactly as `write_audio` called first does.  Held packets
+        are compressed: a few MB for a minute of 1080p.
+        """
+        if self._held is None:
+            self._held = []
+
+    def encode_audio(self, samples: NDArray[np.float32], rate: int) -> list[Any]:
+        """Encode the whole audio track (like `write_audio`) and flush the audio
+        encoder, returning the packets unmuxed.
+
+        Touches only the audio encoder, so it may run on another thread while this
+        one writes video frames, provided nothing is muxed meanwhile (`hold_video`).
+        """
+        packets: list[Any] = []
+        for af in self._audio_frames(samples, rate):
+            packets.extend(self.audio.encode(af))
+        packets.extend(self.audio.encode())
+        self._audio_flushed = True
+        return packets
+
+    def mux_audio(self, packets: list[Any]) -> None:
+        """Mux packets from `encode_audio`, then the video packets held back."""
+        for packet in packets:
             self.container.mux(packet)
-        if self.audio is not None:
+        held, self._held = self._held, None
+        for packet in held or ():
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        self._mux_video(self.video.encode())
+        held, self._held = self._held, None
+        for packet in held or ():
+            self.container.mux(packet)
+        if self.audio is not None and not self._audio_flushed:
             for packet in self.audio.encode():
                 self.container.mux(packet)
         self.container.close()

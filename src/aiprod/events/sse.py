@@ -1,0 +1,122 @@
+"""Server-Sent Events: ``GET /v1/productions/{id}/events/stream``.
+
+Each job event is one SSE event whose ``id`` is its ``seq``, so a browser's
+EventSource resumes by itself after a drop (it sends ``Last-Event-ID``).  The
+stream ends after the job's last event once the job is finished; reconnecting
+then answers 204, which tells EventSource to stop.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from aiprod.api.errors import ApiError
+from aiprod.api.middleware import error_responses
+from aiprod.events import auth
+from aiprod.events.bus import EventBus
+from aiprod.events.deps import StreamPrincipal
+from aiprod.events.schemas import TERMINAL_EVENTS
+from aiprod.events.stream import EventStream
+from aiprod.jobs.service import NotFound
+from aiprod.jobs.state import TERMINAL
+from aiprod.settings import Settings
+
+router = APIRouter(prefix="/v1/productions", tags=["events"])
+
+RETRY_MS = 2000
+
+
+def _bus(request: Request) -> EventBus:
+    return cast(EventBus, request.app.state.events)
+
+
+def _settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.settings)
+
+
+@router.get(
+    "/{production_id}/events/stream",
+    summary="Stream a production's events (SSE)",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "`text/event-stream`: one SSE event per job event (`id` = `seq`, "
+            "`event` = type, `data` = the JSON message of docs/websocket.md), "
+            "`heartbeat` events while idle.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        204: {"description": "The job is finished and `Last-Event-ID` is its last event."},
+        **error_responses(401, 403, 404, 422),
+    },
+)
+async def stream_events(
+    request: Request,
+    production_id: Annotated[uuid.UUID, Path(description="The production's id.")],
+    principal: StreamPrincipal,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            max_length=20,
+            description="Resume after this `seq` (EventSource sends it when reconnecting).",
+        ),
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="Resume after this `seq` (default 0: everything).")
+    ] = None,
+) -> Response:
+    """Replay the job's events after `Last-Event-ID` (or `after`), then stream
+    them live.  Same messages, order and guarantees as the WebSocket."""
+    settings = _settings(request)
+    origin = request.headers.get("origin")
+    if not auth.origin_allowed(
+        origin, request.url.scheme, request.headers.get("host"), settings.allowed_origins
+    ):
+        raise ApiError(403, "this origin may not open event streams")
+    bus = _bus(request)
+    head = await bus.store.head(production_id)
+    scope = auth.owner_scope(principal)
+    if head is None or (scope is not None and head.owner_id != scope):
+        raise NotFound(f"production {production_id} not found")
+    start = after or 0
+    if last_event_id is not None and last_event_id.strip():
+        try:
+            start = max(0, int(last_event_id.strip()))
+        except ValueError:
+            raise ApiError(422, "Last-Event-ID must be an event's seq") from None
+    if head.status in TERMINAL and start >= head.last_seq:
+        return Response(status_code=204)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if origin is not None:
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Vary"] = "Origin"
+    return StreamingResponse(
+        _events(bus, production_id, start),
+        media_type="text/event-stream",
+        headers=headers,
+    )
+
+
+async def _events(bus: EventBus, job_id: uuid.UUID, start: int) -> AsyncIterator[str]:
+    # Subscribed here, not in the handler: the generator's `finally` always runs.
+    sub = bus.subscribe("job", job_id=job_id, cursors={job_id: start})
+    stream = EventStream(bus, sub)
+    stream.replay(job_id, start)
+    try:
+        yield f"retry: {RETRY_MS}\n\n"
+        async for out in stream:
+            if out.seq is None:
+                yield f"event: {out.type}\ndata: {out.text}\n\n"
+                continue
+            yield f"id: {out.seq}\nevent: {out.type}\ndata: {out.text}\n\n"
+            if out.type in TERMINAL_EVENTS:
+                head = await bus.store.head(job_id)
+                if head is None or (head.status in TERMINAL and head.last_seq <= out.seq):
+                    return
+    finally:
+        stream.close()

@@ -1,0 +1,171 @@
+"""Webhook endpoints and deliveries: the rules behind ``/v1/webhooks``.
+
+Every call takes the caller's owner scope (None for admins); someone else's
+endpoint is reported exactly like a missing one."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from aiprod.db.base import utcnow
+from aiprod.db.engine import Database
+from aiprod.events.models import WebhookDelivery, WebhookEndpoint
+from aiprod.events.webhooks import check_endpoint_url, new_secret
+from aiprod.jobs.service import NotFound
+
+
+class WebhookService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self,
+        owner_id: uuid.UUID,
+        url: str,
+        event_types: list[str],
+        description: str | None,
+        *,
+        enabled: bool,
+        allow_private: bool,
+        private_allowed_globally: bool,
+    ) -> WebhookEndpoint:
+        url = await check_endpoint_url(url, allow_private or private_allowed_globally)
+        now = utcnow()
+        endpoint = WebhookEndpoint(
+            id=uuid.uuid4(),
+            owner_id=owner_id,
+            url=url,
+            description=description,
+            event_types=sorted(set(event_types)),
+            secret=new_secret(),
+            enabled=enabled,
+            allow_private=allow_private,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self.db.transaction() as s:
+            s.add(endpoint)
+        return endpoint
+
+    async def get(self, endpoint_id: uuid.UUID, owner_id: uuid.UUID | None) -> WebhookEndpoint:
+        async with self.db.session() as s:
+            endpoint = await s.get(WebhookEndpoint, endpoint_id)
+        if endpoint is None or (owner_id is not None and endpoint.owner_id != owner_id):
+            raise NotFound(f"webhook endpoint {endpoint_id} not found")
+        return endpoint
+
+    async def list_endpoints(self, owner_id: uuid.UUID | None) -> list[WebhookEndpoint]:
+        q = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
+        if owner_id is not None:
+            q = q.where(WebhookEndpoint.owner_id == owner_id)
+        async with self.db.session() as s:
+            return list((await s.execute(q)).scalars())
+
+    async def update(
+        self,
+        endpoint_id: uuid.UUID,
+        owner_id: uuid.UUID | None,
+        changes: dict[str, Any],
+        *,
+        private_allowed_globally: bool,
+    ) -> WebhookEndpoint:
+        async with self.db.transaction() as s:
+            endpoint = await s.get(WebhookEndpoint, endpoint_id, with_for_update=True)
+            if endpoint is None or (owner_id is not None and endpoint.owner_id != owner_id):
+                raise NotFound(f"webhook endpoint {endpoint_id} not found")
+            allow = bool(changes.get("allow_private", endpoint.allow_private))
+            if "url" in changes or "allow_private" in changes:
+                url = changes.get("url", endpoint.url)
+                changes["url"] = await check_endpoint_url(url, allow or private_allowed_globally)
+            if "event_types" in changes:
+                changes["event_types"] = sorted(set(changes["event_types"]))
+            for key, value in changes.items():
+                setattr(endpoint, key, value)
+            endpoint.updated_at = utcnow()
+        return endpoint
+
+    async def rotate_secret(
+        self, endpoint_id: uuid.UUID, owner_id: uuid.UUID | None
+    ) -> WebhookEndpoint:
+        async with self.db.transaction() as s:
+            endpoint = await s.get(WebhookEndpoint, endpoint_id, with_for_update=True)
+            if endpoint is None or (owner_id is not None and endpoint.owner_id != owner_id):
+                raise NotFound(f"webhook endpoint {endpoint_id} not found")
+            endpoint.secret = new_secret()
+            endpoint.updated_at = utcnow()
+        return endpoint
+
+    async def delete(self, endpoint_id: uuid.UUID, owner_id: uuid.UUID | None) -> None:
+        async with self.db.transaction() as s:
+            endpoint = await s.get(WebhookEndpoint, endpoint_id)
+            if endpoint is None or (owner_id is not None and endpoint.owner_id != owner_id):
+                raise NotFound(f"webhook endpoint {endpoint_id} not found")
+            await s.delete(endpoint)
+
+    async def deliveries(
+        self,
+        endpoint_id: uuid.UUID,
+        owner_id: uuid.UUID | None,
+        limit: int,
+        before: tuple[datetime, uuid.UUID] | None = None,
+        status: str | None = None,
+    ) -> list[WebhookDelivery]:
+        """Newest first, keyset-paginated on (created_at, id)."""
+        await self.get(endpoint_id, owner_id)
+        q = (
+            select(WebhookDelivery)
+            .where(WebhookDelivery.endpoint_id == endpoint_id)
+            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+            .limit(limit)
+        )
+        if status is not None:
+            q = q.where(WebhookDelivery.status == status)
+        if before is not None:
+            created, did = before
+            q = q.where(
+                or_(
+                    WebhookDelivery.created_at < created,
+                    and_(WebhookDelivery.created_at == created, WebhookDelivery.id < did),
+                )
+            )
+        async with self.db.session() as s:
+            return list((await s.execute(q)).scalars())
+
+    async def delivery(
+        self, endpoint_id: uuid.UUID, delivery_id: uuid.UUID, owner_id: uuid.UUID | None
+    ) -> WebhookDelivery:
+        await self.get(endpoint_id, owner_id)
+        async with self.db.session() as s:
+            row = await s.get(WebhookDelivery, delivery_id)
+        if row is None or row.endpoint_id != endpoint_id:
+            raise NotFound(f"delivery {delivery_id} not found")
+        return row
+
+    async def replay(
+        self, endpoint_id: uuid.UUID, delivery_id: uuid.UUID, owner_id: uuid.UUID | None
+    ) -> WebhookDelivery:
+        """Send a message again as a new delivery (same ``webhook-id``, so the
+        receiver can tell it already has it)."""
+        original = await self.delivery(endpoint_id, delivery_id, owner_id)
+        now = utcnow()
+        copy = WebhookDelivery(
+            id=uuid.uuid4(),
+            endpoint_id=original.endpoint_id,
+            message_id=original.message_id,
+            event_type=original.event_type,
+            job_id=original.job_id,
+            seq=original.seq,
+            payload=original.payload,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            replay_of=original.id,
+            created_at=now,
+        )
+        async with self.db.transaction() as s:
+            s.add(copy)
+        return copy
