@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -30,6 +31,7 @@ MAX_BODY = 1_000_000
 class Receiver(BaseHTTPRequestHandler):
     webhook: Webhook
     seen: ClassVar[OrderedDict[str, None]] = OrderedDict()
+    lock: ClassVar[threading.Lock] = threading.Lock()  # requests run in threads
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
@@ -45,13 +47,14 @@ class Receiver(BaseHTTPRequestHandler):
             self._answer(401)
             return
         msg_id = headers["webhook-id"]
-        if msg_id in self.seen:
-            self._answer(204)  # a retry or replay of something handled already
-            return
-        self.seen[msg_id] = None
-        while len(self.seen) > 10_000:
-            self.seen.popitem(last=False)
-        self.handle_event(message)
+        with self.lock:
+            if msg_id in self.seen:
+                self._answer(204)  # a retry or replay of something handled already
+                return
+            self.handle_event(message)  # raises: no answer, so it is retried
+            self.seen[msg_id] = None
+            while len(self.seen) > 10_000:
+                self.seen.popitem(last=False)
         self._answer(204)
 
     def handle_event(self, message: dict[str, Any]) -> None:
