@@ -13,8 +13,6 @@ scene (and the montage that includes it) is made again.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import os
 import shutil
@@ -34,6 +32,7 @@ from aiprod.production.cost import (
     fit_budget,
     is_fast_track,
 )
+from aiprod.production.media.memory import release_memory
 from aiprod.production.models import (
     STAGES,
     Narration,
@@ -101,26 +100,6 @@ def _link(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
-
-
-def _load_malloc_trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
-        return None
-    return trim
-
-
-_malloc_trim = _load_malloc_trim()
-
-
-def release_memory() -> None:
-    """Hand freed heap back to the OS between stages.  Decoders, encoders and
-    big NumPy temporaries free memory that glibc keeps in its arenas; without
-    this, each stage's peak stacks on the previous stage's leftovers."""
-    if _malloc_trim is not None:
-        _malloc_trim(0)
 
 
 def _write_json(path: Path, data: Any) -> None:

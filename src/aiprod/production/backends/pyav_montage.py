@@ -24,10 +24,8 @@ Design constraints, and how they are met:
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +41,7 @@ from scipy.ndimage import maximum_filter1d
 from aiprod.production.media.audio import MIX_RATE, read_wav, resample
 from aiprod.production.media.frames import hex_to_rgb
 from aiprod.production.media.loudness import integrated_loudness, normalize
+from aiprod.production.media.memory import release_memory
 from aiprod.production.media.text import blend, render_text_sprite, sprite_padding
 from aiprod.production.media.video import Frame, VideoWriter, final_options
 from aiprod.production.models import (
@@ -129,27 +128,6 @@ class Timeline:
             transitions=tuple(s.transition for s in scenes),
             fps=spec.fps,
         )
-
-
-def _load_malloc_trim() -> Callable[[int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
-        return None
-    return trim
-
-
-_malloc_trim = _load_malloc_trim()
-
-
-def release_memory() -> None:
-    """Hand freed heap back to the OS (as ``pipeline.release_memory`` does between
-    stages).  A clip's decoder threads and the audio thread allocate from their own
-    glibc arenas; without this, what each freed stays in the process, and the
-    montage's footprint creeps up with every clip while the encoder holds its own."""
-    if _malloc_trim is not None:
-        _malloc_trim(0)
 
 
 # --- clip decoding and composition (YUV 4:2:0) ---------------------------------------
