@@ -18,14 +18,10 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from aiprod.production.backends.pyav_montage import (
-    FramePool,
-    Planes,
-    PlaneSprite,
     PyAVMontage,
     SubtitleBurner,
     Timeline,
     ducking_gain,
-    planes_of,
     slide,
     slide_shift,
     timeline_frames,
@@ -35,6 +31,7 @@ from aiprod.production.media.loudness import integrated_loudness, true_peak_db
 from aiprod.production.media.probe import decode_audio, iter_frames, probe
 from aiprod.production.media.text import line_height
 from aiprod.production.media.video import VideoWriter, mezzanine_writer
+from aiprod.production.media.yuv import FramePool, Planes, PlaneSprite, planes_of
 from aiprod.production.models import (
     Narration,
     RenderSpec,
@@ -567,9 +564,9 @@ def test_sprite_planes_are_converted_once_per_cue(monkeypatch: pytest.MonkeyPatc
     calls: list[int] = []
     convert = burner._yuv_sprite
 
-    def counting(k: int, planes: Planes) -> list[tuple[int, PlaneSprite]]:
+    def counting(k: int) -> list[tuple[int, PlaneSprite]]:
         calls.append(k)
-        return convert(k, planes)
+        return convert(k)
 
     monkeypatch.setattr(burner, "_yuv_sprite", counting)
     for t in (0.1, 0.5, 0.9, 1.1, 1.5):

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from aiprod.production.media.text import (
     balanced_width,
     blend,
-    blend_image,
     line_height,
     load_font,
     render_text_sprite,
-    split_sprite,
     sprite_padding,
     text_width,
     wrap_text,
@@ -153,20 +150,6 @@ def test_blend_clips_at_every_edge(x: int, y: int) -> None:
     expected = np.zeros((6, 8), bool)
     expected[max(0, y) : max(0, y + 5), max(0, x) : max(0, x + 5)] = True
     assert ((frame[..., 0] == 255) == expected).all()
-
-
-def test_pillow_blend_matches_numpy_blend() -> None:
-    rng = np.random.default_rng(3)
-    base = rng.integers(0, 256, (60, 90, 3), dtype=np.uint8)
-    sprite = render_text_sprite("Match me", 28, (255, 230, 120), 1000)
-    for opacity in (1.0, 0.6):
-        via_numpy = base.copy()
-        blend(via_numpy, sprite, 7, 5, opacity)
-        img = Image.fromarray(base)
-        rgb, alpha = split_sprite(sprite)
-        blend_image(img, rgb, alpha, 7, 5, opacity)
-        diff = np.abs(np.asarray(img).astype(int) - via_numpy.astype(int))
-        assert diff.max() <= 2
 
 
 def test_font_is_pillows_bundled_freetype_font() -> None:

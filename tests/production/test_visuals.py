@@ -20,7 +20,13 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
-from aiprod.production.backends.motion import PALETTES, MotionRenderer, palette_colors
+from aiprod.production.backends.motion import (
+    PALETTES,
+    MotionRenderer,
+    _upscale_into,
+    palette_colors,
+)
+from aiprod.production.media.yuv import planes_of
 from aiprod.production.models import (
     CameraMove,
     Fps,
@@ -115,7 +121,7 @@ def test_exact_frame_count_size_and_rate(
 
 def test_iter_frames_matches_the_encoded_clip(tmp_path: Path) -> None:
     sc, ctx = scene(1.0, on_screen_text="Same frames"), context(motif="waves")
-    drawn = [f.copy() for f in MotionRenderer().iter_frames(sc, ctx)]
+    drawn = [f.to_ndarray(format="rgb24") for f in MotionRenderer().iter_frames(sc, ctx)]
     decoded = render(tmp_path, sc, ctx)
     assert len(drawn) == len(decoded) == 30
     # The mezzanine is near-lossless: decoded frames are the drawn ones.
@@ -478,7 +484,8 @@ def test_same_inputs_same_pixels(tmp_path: Path) -> None:
 
 def test_seed_index_and_description_vary_the_picture() -> None:
     def first(sc: Scene, ctx: SceneContext) -> NDArray[np.uint8]:
-        return next(iter(MotionRenderer().iter_frames(sc, ctx))).copy()
+        frame = next(iter(MotionRenderer().iter_frames(sc, ctx)))
+        return np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
 
     base = first(scene(1.0), context(motif="geometric"))
     assert np.array_equal(base, first(scene(1.0), context(motif="geometric")))
@@ -525,14 +532,13 @@ def test_prefetch_keeps_order_forwards_errors_and_stops_early() -> None:
     assert closed == [True]
 
 
-def test_frame_helpers_cover_fit_and_upscale() -> None:
+def test_frame_helpers_cover_fit() -> None:
     from aiprod.production.media.frames import (
         center_crop,
         cover_box,
         cover_fit,
         cover_size,
         hex_to_rgb,
-        upscale,
     )
 
     assert cover_size(400, 300, 160, 90) == (160, 120)  # 4:3 into 16:9: height overflows
@@ -547,10 +553,30 @@ def test_frame_helpers_cover_fit_and_upscale() -> None:
     crop = center_crop(np.zeros((10, 20, 3), np.uint8), 6, 4)
     assert crop.shape == (4, 6, 3)
     assert hex_to_rgb("#0a0B0c") == (10, 11, 12)
-    low = np.zeros((23, 40, 3), np.uint8)
-    low[:, 20:] = 200
-    big = np.asarray(upscale(low, 160, 90))
-    assert big.shape == (90, 160, 3)
-    assert big[45, 10, 0] == 0
-    assert big[45, 150, 0] == 200
-    assert 0 < big[45, 80, 0] < 200  # interpolated across the edge, not blocky
+
+
+@pytest.mark.parametrize(("width", "height"), [(160, 90), (161, 91)])
+def test_upscale_into_fills_every_plane(width: int, height: int) -> None:
+    """Low-resolution Y, U, V go bilinearly to the chroma size, luma is then
+    pixel-doubled; even sizes take the 16-bit fast path, odd ones the fallback,
+    and both must give the same picture."""
+    low = np.zeros((3, 23, 40), np.uint8)
+    for k, (left, right) in enumerate(((30, 200), (140, 90), (110, 160))):
+        low[k, :, :20], low[k, :, 20:] = left, right
+    frame = av.VideoFrame(width, height, "yuv420p")
+    planes = planes_of(frame, writable=True)
+    for p in planes:
+        p[...] = 7  # anything left unwritten shows up
+    _upscale_into(low, planes)
+    y, u, v = planes
+    ch, cw = u.shape
+    half = [
+        np.asarray(Image.fromarray(low[k], "L").resize((cw, ch), Image.Resampling.BILINEAR))
+        for k in range(3)
+    ]
+    expected_y = half[0].repeat(2, axis=0).repeat(2, axis=1)[:height, :width]
+    assert np.array_equal(y, expected_y)
+    assert np.array_equal(u, half[1]) and np.array_equal(v, half[2])
+    assert y[height // 2, 5] == 30 and y[height // 2, width - 5] == 200
+    assert u[ch // 2, 2] == 140 and v[ch // 2, cw - 2] == 160
+    assert 30 < int(y[height // 2, 78]) < 200  # interpolated across the edge, not blocky

@@ -44,6 +44,16 @@ from aiprod.production.media.loudness import integrated_loudness, normalize
 from aiprod.production.media.memory import release_memory
 from aiprod.production.media.text import blend, render_text_sprite, sprite_padding
 from aiprod.production.media.video import Frame, VideoWriter, final_options
+from aiprod.production.media.yuv import (
+    BAND_ROWS,
+    PIX_FMT,
+    FramePool,
+    Plane,
+    Planes,
+    PlaneSprite,
+    planes_of,
+    yuv_sprite,
+)
 from aiprod.production.models import (
     Narration,
     RenderSpec,
@@ -139,34 +149,12 @@ class Timeline:
 # RGB -> YUV matrix, so the result equals the old RGB compositing up to rounding
 # (and chroma subsampling, which the encoder applied to the RGB result anyway).
 
-Plane = NDArray[np.uint8]
-Planes = tuple[Plane, Plane, Plane]
-
-PIX_FMT = "yuv420p"
-_BAND_ROWS = 32
-"""Rows per band in the crossfade: the uint16 intermediates stay in cache."""
 # AVColorSpace values (frame.colorspace) the encoder's BT.601 conversion agrees with:
 # unspecified (what the mezzanine writer makes), BT.470BG and SMPTE 170M.
 _TV_COLORSPACES = frozenset({2, 5, 6})
 _UNSPECIFIED_COLORSPACE = 2
 _UNSPECIFIED = int(ColorRange.UNSPECIFIED)
 _FULL_RANGE = int(ColorRange.JPEG)
-
-
-def planes_of(frame: av.VideoFrame, *, writable: bool = False) -> Planes:
-    """Views (no copy) of the Y, U and V planes of a yuv420p frame, padding cut off.
-
-    Read-only unless `writable`: only frames the montage owns (`FramePool` frames)
-    may be written, never a decoder's frame, which the decoder may still use as a
-    reference picture for the frames after it.
-    """
-    views = []
-    for p in frame.planes:
-        view = np.frombuffer(memoryview(p), np.uint8).reshape(p.height, p.line_size)
-        view = view[:, : p.width]
-        view.flags.writeable = writable
-        views.append(view)
-    return views[0], views[1], views[2]
 
 
 def conforms(frame: av.VideoFrame, width: int, height: int) -> bool:
@@ -237,43 +225,6 @@ class ClipReader:
         self._container.close()
 
 
-class FramePool:
-    """yuv420p frames the montage owns and composes into, used in turn, so that no
-    full-size buffer is allocated per frame.
-
-    The encoder has copied a frame's pixels by the time ``VideoWriter.write_frame``
-    returns (libavcodec hands it to x264, which copies its input picture), so a pool
-    frame is free again once the next frame has been taken; a pool of two keeps one
-    frame of margin.
-    """
-
-    def __init__(self, width: int, height: int, size: int = 2) -> None:
-        self.width, self.height = width, height
-        self._frames = [av.VideoFrame(width, height, PIX_FMT) for _ in range(size)]
-        self._planes = [planes_of(f, writable=True) for f in self._frames]
-        self._next = 0
-        # Scratch for 16-bit intermediates: rows for the crossfade, a chroma plane
-        # for the slide.
-        self.acc = np.empty((_BAND_ROWS, width), np.uint16)
-        self.tmp = np.empty((_BAND_ROWS, width), np.uint16)
-        self.chroma = np.empty(self._planes[0][1].shape, np.uint16)
-
-    def take(self) -> tuple[av.VideoFrame, Planes]:
-        k = self._next
-        self._next = (k + 1) % len(self._frames)
-        return self._frames[k], self._planes[k]
-
-    def writable(self, frame: av.VideoFrame) -> tuple[av.VideoFrame, Planes]:
-        """`frame` and its planes if the pool owns it, else a pool frame holding a copy."""
-        for f, planes in zip(self._frames, self._planes, strict=True):
-            if frame is f:
-                return f, planes
-        out, planes = self.take()
-        for dst, src in zip(planes, planes_of(frame), strict=True):
-            np.copyto(dst, src)
-        return out, planes
-
-
 def crossfade(out: Planes, a: Planes, b: Planes, alpha: float, pool: FramePool) -> None:
     """``out = (1 - alpha) * a + alpha * b`` on every plane, in 8-bit fixed point
     (exact to ±1).  Works in bands of rows so the 16-bit intermediates stay small
@@ -282,8 +233,8 @@ def crossfade(out: Planes, a: Planes, b: Planes, alpha: float, pool: FramePool) 
     wa, wb = np.uint16(256 - w), np.uint16(w)
     for o, pa, pb in zip(out, a, b, strict=True):
         rows, cols = o.shape
-        for r0 in range(0, rows, _BAND_ROWS):
-            r1 = min(rows, r0 + _BAND_ROWS)
+        for r0 in range(0, rows, BAND_ROWS):
+            r1 = min(rows, r0 + BAND_ROWS)
             acc = pool.acc[: r1 - r0, :cols]
             tmp = pool.tmp[: r1 - r0, :cols]
             np.multiply(pa[r0:r1], wa, out=acc)
@@ -395,113 +346,6 @@ def timeline_frames(
 
 # --- subtitles --------------------------------------------------------------------------
 
-# BT.601 limited range, the matrix libswscale uses by default for rgb24 -> yuv420p
-# (and so the one the encoder applied to the RGB montage's frames): rows Y, U, V.
-_RGB_TO_YUV = (
-    np.array(
-        [
-            [65.481, 128.553, 24.966],
-            [-37.797, -74.203, 112.0],
-            [112.0, -93.786, -18.214],
-        ],
-        dtype=np.float64,
-    )
-    / 255.0
-)
-_YUV_OFFSET = np.array([16.0, 128.0, 128.0])
-
-
-@dataclass(frozen=True)
-class PlaneSprite:
-    """One plane of a subtitle sprite, ready to blend: ``plane[y0:y1, x0:x1] =
-    (pre + plane * inv) / 255`` with ``pre = value * alpha + 128`` and ``inv = 255 -
-    alpha``, clipped to the plane and trimmed to where alpha > 0, with scratch for
-    the 16-bit intermediates (so a blend allocates nothing)."""
-
-    y0: int
-    x0: int
-    pre: NDArray[np.uint16]
-    inv: NDArray[np.uint16]
-    acc: NDArray[np.uint16]
-    tmp: NDArray[np.uint16]
-
-    @classmethod
-    def make(
-        cls, value: NDArray[np.float64], alpha: NDArray[np.float64], x: int, y: int, plane: Plane
-    ) -> PlaneSprite | None:
-        """`value` (0..255) and straight `alpha` (0..255) at plane coordinates (x, y)."""
-        ph, pw = plane.shape
-        h, w = alpha.shape
-        x0, y0, x1, y1 = max(0, x), max(0, y), min(pw, x + w), min(ph, y + h)
-        if x0 >= x1 or y0 >= y1:
-            return None
-        a = np.rint(alpha[y0 - y : y1 - y, x0 - x : x1 - x])
-        v = value[y0 - y : y1 - y, x0 - x : x1 - x]
-        rows, cols = np.flatnonzero(a.any(axis=1)), np.flatnonzero(a.any(axis=0))
-        if rows.size == 0:
-            return None
-        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        a, v = a[r0:r1, c0:c1], v[r0:r1, c0:c1]
-        pre = np.rint(np.clip(v, 0.0, 255.0) * a + 128.0).astype(np.uint16)
-        inv = (255.0 - a).astype(np.uint16)
-        return cls(
-            y0=y0 + int(r0),
-            x0=x0 + int(c0),
-            pre=pre,
-            inv=inv,
-            acc=np.empty_like(pre),
-            tmp=np.empty_like(pre),
-        )
-
-    def blend(self, plane: Plane) -> None:
-        h, w = self.pre.shape
-        dst = plane[self.y0 : self.y0 + h, self.x0 : self.x0 + w]
-        acc, tmp = self.acc, self.tmp
-        np.multiply(dst, self.inv, out=acc)
-        acc += self.pre
-        np.right_shift(acc, 8, out=tmp)  # exact rounding of /255, as in text.blend
-        acc += tmp
-        acc >>= 8
-        np.copyto(dst, acc, casting="unsafe")
-
-
-def yuv_sprite(
-    sprite: NDArray[np.uint8], x: int, y: int, planes: Planes
-) -> list[tuple[int, PlaneSprite]]:
-    """An RGBA sprite at (x, y) as (plane index, `PlaneSprite`) pairs for frames shaped like
-    `planes` (yuv420p).
-
-    Luma is the sprite's BT.601 limited-range Y at full resolution.  Chroma is at
-    half resolution on 2x2 blocks aligned with the frame's: the sprite is padded to
-    even coordinates, block alpha is the mean alpha and block colour the
-    alpha-weighted mean (premultiplied averaging), so blending it gives what
-    blending in RGB and then subsampling gives, as the encoder did before.
-    """
-    rgba = sprite.astype(np.float64)
-    alpha = rgba[..., 3]
-    yuv = rgba[..., :3] @ _RGB_TO_YUV.T + _YUV_OFFSET
-    out: list[tuple[int, PlaneSprite]] = []
-    luma = PlaneSprite.make(yuv[..., 0], alpha, x, y, planes[0])
-    if luma is not None:
-        out.append((0, luma))
-    # Pad to 2x2 blocks that line up with the chroma grid.
-    px, py = x % 2, y % 2
-    h, w = alpha.shape
-    ph, pw = h + py + (h + py) % 2, w + px + (w + px) % 2
-    a = np.zeros((ph, pw))
-    a[py : py + h, px : px + w] = alpha
-    blocks_a = a.reshape(ph // 2, 2, pw // 2, 2).sum(axis=(1, 3))  # 4 * mean alpha
-    mean_a = blocks_a / 4.0
-    for k in (1, 2):
-        c = np.zeros((ph, pw))
-        c[py : py + h, px : px + w] = yuv[..., k] * alpha
-        blocks_c = c.reshape(ph // 2, 2, pw // 2, 2).sum(axis=(1, 3))
-        value = np.divide(blocks_c, blocks_a, out=np.zeros_like(blocks_c), where=blocks_a > 0)
-        ps = PlaneSprite.make(value, mean_a, (x - px) // 2, (y - py) // 2, planes[k])
-        if ps is not None:
-            out.append((k, ps))
-    return out
-
 
 class SubtitleBurner:
     """Draws the active cue onto frames: yuv420p planes (`burn_planes`, the montage)
@@ -551,11 +395,11 @@ class SubtitleBurner:
             self._sprites[k] = (sprite, x, y)
         return self._sprites[k]
 
-    def _yuv_sprite(self, k: int, planes: Planes) -> list[tuple[int, PlaneSprite]]:
+    def _yuv_sprite(self, k: int) -> list[tuple[int, PlaneSprite]]:
         """Cue k's sprite converted once to Y/U/V planes and alpha (see `yuv_sprite`)."""
         if k not in self._yuv:
             sprite, x, y = self._sprite(k)
-            self._yuv[k] = yuv_sprite(sprite, x, y, planes)
+            self._yuv[k] = yuv_sprite(sprite, x, y, self.width, self.height)
         return self._yuv[k]
 
     def _drop(self, k: int) -> None:
@@ -587,7 +431,7 @@ class SubtitleBurner:
         """Blend the cues active at `t` into the (writable) planes of a yuv420p frame,
         only inside each sprite's bounding box."""
         for k in self.active(t):
-            for index, part in self._yuv_sprite(k, planes):
+            for index, part in self._yuv_sprite(k):
                 part.blend(planes[index])
 
 

@@ -61,26 +61,5 @@ def center_crop(frame: Frame, width: int, height: int) -> Frame:
     return frame[y : y + height, x : x + width]
 
 
-def half_size(width: int, height: int) -> tuple[int, int]:
-    return (width + 1) // 2, (height + 1) // 2
-
-
 def quarter_size(width: int, height: int) -> tuple[int, int]:
     return (width + 3) // 4, (height + 3) // 4
-
-
-def upscale(low: Frame | Image.Image, width: int, height: int) -> Image.Image:
-    """Upscale a low-resolution render (≈ 1/4 of the frame per side) to width × height.
-
-    Bilinear interpolation to half size, then pixel doubling.  A single bilinear
-    4× resize costs ~7.5 ms at 1080p in Pillow; this costs ~3 ms and the 2×2
-    pixel blocks of the last step are invisible on the soft, procedurally drawn
-    content it is used for (and H.264's 4:2:0 chroma is 2×2 anyway).
-    """
-    img = low if isinstance(low, Image.Image) else Image.fromarray(low, "RGB")
-    mid = half_size(width, height)
-    if img.size != mid:
-        img = img.resize(mid, Image.Resampling.BILINEAR)
-    if mid != (width, height):
-        img = img.resize((width, height), Image.Resampling.NEAREST)
-    return img

@@ -268,32 +268,3 @@ def blend(
     acc += acc >> 8
     acc >>= 8
     dst[...] = acc
-
-
-def blend_image(
-    image: Image.Image,
-    rgb: Image.Image,
-    alpha: Image.Image,
-    x: int,
-    y: int,
-    opacity: float = 1.0,
-) -> None:
-    """Pillow counterpart of `blend` for frames held as an RGB `Image`.
-
-    `rgb` and `alpha` are a sprite split once into its colour and alpha planes
-    (see `split_sprite`); Pillow's masked paste blends in C and clips at the
-    edges, which is roughly twice as fast as the NumPy path for large text.
-    """
-    if opacity <= 0.0:
-        return
-    mask = alpha
-    if opacity < 1.0:
-        scale = opacity
-        mask = alpha.point([round(v * scale) for v in range(256)])
-    image.paste(rgb, (x, y), mask)
-
-
-def split_sprite(sprite: NDArray[np.uint8]) -> tuple[Image.Image, Image.Image]:
-    """(RGB image, alpha "L" image) of an RGBA sprite, for `blend_image`."""
-    rgba = Image.fromarray(np.ascontiguousarray(sprite), "RGBA")
-    return rgba.convert("RGB"), rgba.getchannel("A")
