@@ -152,20 +152,24 @@ def block_true_peaks(samples: NDArray[np.floating], rate: int, block: int) -> Fl
     """Per-block estimate of the true peak (linear, all channels), 4x oversampled.
 
     BS.1770-4 Annex 2 estimates inter-sample peaks by 4x oversampling; processing
-    in chunks keeps memory flat for long programmes.
+    in chunks keeps memory flat for long programmes.  The filtering runs in
+    float32 on channel-major rows (measured: 3x faster than float64 sample-major
+    for 48 kHz stereo; float32's 24-bit mantissa is far finer than the estimate).
     """
-    x = _as_2d(samples).astype(np.float64, copy=False)
-    n = x.shape[0]
+    x = np.ascontiguousarray(_as_2d(samples).T, dtype=np.float32)  # (channels, n)
+    n = x.shape[1]
     nblocks = -(-n // block)
     peaks = np.zeros(nblocks)
     chunk = max(block, (round(_CHUNK_SECONDS * rate) // block) * block)
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
         lo, hi = max(0, s - _PAD), min(n, e + _PAD)
-        up = resample_poly(x[lo:hi], OVERSAMPLE, 1, axis=0)
-        seg = np.abs(up[(s - lo) * OVERSAMPLE : (e - lo) * OVERSAMPLE]).max(axis=1)
+        up = resample_poly(x[:, lo:hi], OVERSAMPLE, 1, axis=1)
+        part = up[:, (s - lo) * OVERSAMPLE : (e - lo) * OVERSAMPLE]
+        np.abs(part, out=part)
+        seg = part.max(axis=0)
         # Never report less than the sample peak itself.
-        seg = np.maximum(seg, np.repeat(np.abs(x[s:e]).max(axis=1), OVERSAMPLE))
+        seg = np.maximum(seg, np.repeat(np.abs(x[:, s:e]).max(axis=0), OVERSAMPLE))
         count = -(-(e - s) // block)
         padded = np.zeros(count * block * OVERSAMPLE)
         padded[: seg.size] = seg
