@@ -18,8 +18,11 @@ from aiprod.production.models import RenderSpec
 
 Frame = NDArray[np.uint8]  # (height, width, 3) RGB
 
-MEZZANINE_OPTIONS = {"preset": "ultrafast", "crf": "12"}
-"""Scene clips are intermediates: fast to write and decode, visually lossless."""
+MEZZANINE_OPTIONS = {"preset": "ultrafast", "crf": "12", "threads": "1"}
+"""Scene clips are intermediates: fast to write and decode, visually lossless.
+One encoder thread: the renderer draws on a second thread, which keeps two cores
+busy without x264's own thread pool contending with it (measured at 720p: 5-15 %
+less wall time per frame than x264's automatic threading)."""
 
 
 def final_options(spec: RenderSpec) -> dict[str, str]:
