@@ -497,7 +497,7 @@ def test_seed_index_and_description_vary_the_picture() -> None:
 def test_backend_identity() -> None:
     renderer = MotionRenderer()
     assert renderer.name == "motion"
-    assert renderer.version == "1"
+    assert renderer.version == "2"
 
 
 def test_prefetch_keeps_order_forwards_errors_and_stops_early() -> None:

@@ -29,16 +29,17 @@ from aiprod.production.models import (
 )
 from aiprod.production.presets import PRESETS
 
-# CPU seconds per unit of work for the built-in backends (see bench/render.py).
-_VISUALS_S_PER_MPFRAME = 0.0075  # procedural render + mezzanine encode
+# CPU seconds per unit of work for the built-in backends, measured per stage
+# (cost.json's cpu_seconds) on a 30 s 720p30 production on a 2-core machine.
+_VISUALS_S_PER_MPFRAME = 0.015  # procedural render + mezzanine encode
 _MONTAGE_S_PER_MPFRAME: dict[QualityTier, float] = {
-    "draft": 0.0085,  # decode + compose + libx264 veryfast
-    "standard": 0.0165,  # ... medium
-    "premium": 0.030,  # ... slow
+    "draft": 0.020,  # decode + compose + libx264 veryfast
+    "standard": 0.039,  # ... medium
+    "premium": 0.071,  # ... slow
 }
 _NARRATE_S_PER_AUDIO_S = 0.04
-_MUSIC_S_PER_AUDIO_S = 0.02
-_QA_S_PER_VIDEO_S = 0.03
+_MUSIC_S_PER_AUDIO_S = 0.033
+_QA_S_PER_VIDEO_S = 0.08
 _PLAN_S = 0.05
 
 DEFAULT_PRICES: dict[str, dict[str, float]] = {

@@ -1070,7 +1070,7 @@ class MotionRenderer:
     """Procedural motion-graphics backend for the visuals stage (see module doc)."""
 
     name = "motion"
-    version = "1"
+    version = "2"  # 2: drawn in yuv420p (text rises in whole chroma rows)
 
     def __init__(self, *, threaded: bool = True) -> None:
         self.threaded = threaded
