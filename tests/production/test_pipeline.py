@@ -218,3 +218,40 @@ def test_identical_units_in_different_scenes_share_one_cache_entry(
         (tmp_path / "o/work/narration/scene_001.wav"),
     )
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_music_composed_during_visuals_is_the_same_and_charged_to_music(
+    made: tuple[Path, Settings, list],  # type: ignore[type-arg]
+    tmp_path: Path,
+) -> None:
+    """The music bed is composed on a helper thread while the visuals render; the
+    result must be the bed a plain composition makes, its CPU time must show
+    under music in cost.json (not under visuals), and no temporary file stays."""
+    out, _, _ = made
+    sb = Storyboard.model_validate_json((out / "storyboard.json").read_text())
+    direct = tmp_path / "direct.wav"
+    backends.get("music").compose("calm", sb.duration, sb.seed, direct)
+    assert file_digest(out / "work/music.wav") == file_digest(direct)
+    cost = json.loads((out / "cost.json").read_text())
+    music = next(a for a in cost["actual"] if a["stage"] == "music")
+    assert music["cache"] == {"hits": 0, "misses": 1}
+    # A composition costs real CPU; moving a finished file would cost ~nothing.
+    assert music["cpu_seconds"] > 0.05
+    assert not (out / "work/tmp/music-ahead.wav").exists()
+
+
+def test_failing_music_helper_fails_the_music_stage(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    composer = backends.get("music")
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("synth exploded")
+
+    monkeypatch.setattr(composer, "compose", broken)
+    settings = Settings(data_dir=tmp_path / "data")
+    p = Pipeline(request(), tmp_path / "o", settings=settings)
+    with pytest.raises(RuntimeError, match="synth exploded"):
+        p.run()
+    assert p.done_stages() == ["plan", "narrate", "visuals"]
+    assert not (tmp_path / "o/work/tmp/music-ahead.wav").exists()
