@@ -981,11 +981,6 @@ class _TextLayer:
         yuv = tuple(float(v) for v in rgb_to_yuv(np.array(color, dtype=np.float64)))
         self.bars.append(((cx, cy, w, h), yuv, start, grow))
 
-    def visible(self, t: float) -> bool:
-        """Whether `draw` would change anything at time t."""
-        starts = [p.start for p in self.pieces] + [b[2] for b in self.bars]
-        return bool(starts) and t > min(starts) and self.fade(t) > 0.0
-
     def fade(self, t: float) -> float:
         if self.fade_out is None:
             return 1.0
@@ -1139,7 +1134,7 @@ class MotionRenderer:
         return _frames(
             spec.frames(scene.duration),
             spec.fps,
-            FramePool(width, height, size=_RING),
+            FramePool(width, height, size=_RING) if background is not None else None,
             media,
             background,
             camera,
@@ -1213,7 +1208,7 @@ class MotionRenderer:
 def _frames(
     total: int,
     fps: int,
-    pool: FramePool,
+    pool: FramePool | None,
     media: _MediaLayer | None,
     background: _Background | None,
     camera: _Camera,
@@ -1230,7 +1225,7 @@ def _frames(
                 frame = image.reformat(format=PIX_FMT)
                 planes = planes_of(frame, writable=True)
             else:
-                assert background is not None
+                assert background is not None and pool is not None
                 frame, planes = pool.take()
                 zoom, pan = camera.at(t)
                 _upscale_into(background.render(t, zoom, pan, text.envelope(t), dim), planes)

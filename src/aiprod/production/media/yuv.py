@@ -5,8 +5,8 @@ without ever going through RGB: a 720p RGB -> yuv420p conversion in libswscale
 costs more than encoding the frame with x264's ultrafast preset (measured 5.8 ms
 against 5.2 ms), and an RGB frame is twice the bytes.  Everything here works on
 the Y, U and V planes of :class:`av.VideoFrame`s directly.  Colours are BT.601
-limited range, untagged, exactly what libswscale's default RGB conversion makes,
-so frames from here and frames converted from RGB mix freely.
+limited range and untagged, with the matrix libswscale's default RGB conversion
+uses, so frames from here and frames converted from RGB mix freely.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ BAND_ROWS = 32
 def planes_of(frame: av.VideoFrame, *, writable: bool = False) -> Planes:
     """Views (no copy) of the Y, U and V planes of a yuv420p frame, padding cut off.
 
-    Read-only unless `writable`: only frames the montage owns (`FramePool` frames)
-    may be written, never a decoder's frame, which the decoder may still use as a
+    Read-only unless `writable`: write only frames you own (`FramePool` frames, a
+    fresh ``reformat`` result), never a decoder's frame, which the decoder may still use as a
     reference picture for the frames after it.
     """
     views = []
@@ -43,8 +43,8 @@ def planes_of(frame: av.VideoFrame, *, writable: bool = False) -> Planes:
 
 
 class FramePool:
-    """yuv420p frames the montage owns and composes into, used in turn, so that no
-    full-size buffer is allocated per frame.
+    """yuv420p frames that the renderer draws into and the montage composes into,
+    used in turn, so that no full-size buffer is allocated per frame.
 
     The encoder has copied a frame's pixels by the time ``VideoWriter.write_frame``
     returns (libavcodec hands it to x264, which copies its input picture), so a pool
@@ -97,7 +97,7 @@ YUV_OFFSET = np.array([16.0, 128.0, 128.0])
 
 @dataclass(frozen=True)
 class PlaneSprite:
-    """One plane of a subtitle sprite, ready to blend: ``plane[y0:y1, x0:x1] =
+    """One plane of a text sprite (a subtitle, a word), ready to blend: ``plane[y0:y1, x0:x1] =
     (pre + plane * inv) / 255`` with ``pre = value * alpha + 128`` and ``inv = 255 -
     alpha``, clipped to the plane and trimmed to where alpha > 0, with scratch for
     the 16-bit intermediates (so a blend allocates nothing)."""
