@@ -156,8 +156,8 @@ def main() -> None:
         base: list[dict[str, float]] = []
         for _ in range(args.runs):
             pipe.append(_run_child("pipeline", res, str(args.duration), str(keep)))
-            frames = int(pipe[0]["frames"])
-            base.append(_run_child("baseline", res, str(frames), str(keep)))
+            base.append(_run_child("baseline", res, str(int(pipe[0]["frames"])), str(keep)))
+        frames = int(pipe[0]["frames"])
         p_wall = statistics.median(r["wall"] for r in pipe)
         b_wall = statistics.median(r["wall"] for r in base)
         ratio = statistics.median(p["wall"] / b["wall"] for p, b in zip(pipe, base, strict=True))
