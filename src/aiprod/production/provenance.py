@@ -1,0 +1,114 @@
+"""The provenance files a finished production leaves: cost.json and manifest.json.
+
+``cost.json`` sets the estimate made before the run beside what each stage
+actually spent (wall and CPU seconds, cache hits); ``manifest.json`` lists
+every file of the output folder with its size, hash and the backend that made
+it, plus the user's own media and their licenses.  Written by the Pipeline
+once the qa stage has checked the video, from the StageContext the stages
+filled; kept apart from the stages because they describe the run as a whole.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiprod import __version__
+from aiprod.production.cache import file_digest
+from aiprod.production.cost import CostEstimate, PriceTable
+from aiprod.production.models import QAReport, Storyboard
+from aiprod.production.stages.context import StageContext, write_json
+
+STAGE_OF: dict[str, str] = {
+    "narration": "narrate",
+    "clips": "visuals",
+    "music.wav": "music",
+    "video.mp4": "montage",
+    "poster.jpg": "montage",
+    "subtitles.srt": "montage",
+    "subtitles.vtt": "montage",
+    "thumbs": "montage",
+    "storyboard.json": "plan",
+    "qa.json": "qa",
+}
+"""The stage that made each top-level entry of the output folder (or of work/)."""
+
+
+def write_cost(
+    ctx: StageContext,
+    estimate: CostEstimate,
+    prices: PriceTable,
+    *,
+    wall: dict[str, float],
+    cpu: dict[str, float],
+    fast_track: bool,
+) -> None:
+    """Write cost.json: the estimate, and per stage the seconds spent and their cost
+    (stages priced per CPU second are charged what they used; others as estimated)."""
+    actual: list[dict[str, Any]] = []
+    for s in estimate.stages:
+        spent = cpu.get(s.stage, 0.0) * prices.unit_price(s.backend, "cpu_second")
+        actual.append(
+            {
+                "stage": s.stage,
+                "wall_seconds": wall.get(s.stage, 0.0),
+                "cpu_seconds": cpu.get(s.stage, 0.0),
+                "cost": round(spent if s.unit == "cpu_second" else s.cost, 8),
+                "cache": ctx.stats.get(s.stage, {}),
+            }
+        )
+    write_json(
+        ctx.outdir / "cost.json",
+        {
+            "estimate": estimate.model_dump(mode="json"),
+            "actual": actual,
+            "actual_total": round(sum(a["cost"] for a in actual), 8),
+            "budget": ctx.request.budget,
+            "fast_track": fast_track,
+        },
+    )
+
+
+def write_manifest(ctx: StageContext, storyboard: Storyboard, report: QAReport) -> None:
+    """List every file of the output with its hash and the backend that made it."""
+    outdir = ctx.outdir
+    assets = []
+    for path in sorted(outdir.rglob("*")):
+        rel = path.relative_to(outdir)
+        if not path.is_file() or rel.name == "manifest.json" or rel.parts[:2] == ("work", "tmp"):
+            continue
+        top = rel.parts[1] if rel.parts[0] == "work" and len(rel.parts) > 1 else rel.parts[0]
+        stage = STAGE_OF.get(top)
+        assets.append(
+            {
+                "path": rel.as_posix(),
+                "bytes": path.stat().st_size,
+                "sha256": file_digest(path),
+                "stage": stage,
+                "made_by": ctx.made_by.get(stage) if stage else {"backend": "aiprod"},
+            }
+        )
+    media = [
+        {
+            "scene": s.index,
+            "source": str(s.media.path),
+            "sha256": file_digest(s.media.path),
+            "license": s.media.license,
+        }
+        for s in storyboard.scenes
+        if s.media is not None
+    ]
+    write_json(
+        outdir / "manifest.json",
+        {
+            "aiprod": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "title": storyboard.title,
+            "request": ctx.request.model_dump(mode="json"),
+            "spec": ctx.spec.model_dump(mode="json"),
+            "backends": ctx.made_by,
+            "qa_passed": report.passed,
+            "assets": assets,
+            "user_media": media,
+        },
+    )
