@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aiprod.identity.config import OIDCIssuer, check_secret
+from aiprod.access_config import OIDCIssuer, check_secret
 
 
 class Settings(BaseSettings):

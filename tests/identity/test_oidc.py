@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import ValidationError
 from sqlalchemy import select, update
 
-from aiprod.identity.config import OIDCIssuer
+from aiprod.access_config import OIDCIssuer
 from aiprod.identity.models import ExternalIdentity, User
 from aiprod.identity.tokens import InsecureConfiguration
 from aiprod.settings import Settings

@@ -20,9 +20,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from aiprod.api.errors import ApiError
-from aiprod.api.middleware import error_responses
 from aiprod.db.engine import Database
+from aiprod.errors import Unavailable, error_responses
 from aiprod.jobs.service import JobService
 from aiprod.settings import Settings
 from aiprod.storage.store import Storage
@@ -105,8 +104,8 @@ async def ready(request: Request) -> Ready:
     checks = dict(zip(probes, results, strict=True))
     failing = [name for name, result in checks.items() if result.startswith("failed")]
     if failing:
-        raise ApiError(
-            503, f"not ready: {', '.join(failing)}", details={"failing": failing, "checks": checks}
+        raise Unavailable(
+            f"not ready: {', '.join(failing)}", details={"failing": failing, "checks": checks}
         )
     return Ready(checks=checks)
 

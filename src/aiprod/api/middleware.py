@@ -10,55 +10,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
 
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aiprod.api.errors import error_body
+from aiprod.errors import error_body
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-
-
-# --------------------------------------------------------------- error docs
-
-
-class ErrorDetail(BaseModel):
-    code: str = Field(description="Stable machine-readable code, e.g. `not_found`.")
-    message: str = Field(description="Human-readable explanation; safe to show to users.")
-    details: Any = Field(None, description="Extra structured data (validation errors, …).")
-
-
-class ErrorResponse(BaseModel):
-    """The one shape of every error answer (see ``aiprod.api.errors``)."""
-
-    error: ErrorDetail
-
-
-_DESCRIPTIONS = {
-    400: "Malformed request.",
-    401: "Missing, invalid or expired credentials.",
-    403: "Authenticated, but the role does not allow this action.",
-    404: "No such resource for this caller (another user's job is reported the same way).",
-    409: "The resource is not in a state that allows this action.",
-    413: "Request body larger than the server accepts.",
-    416: "The requested byte range is outside the artifact.",
-    422: "The request failed validation; `details` lists the problems.",
-    429: "Too many failed attempts; retry after `Retry-After` seconds.",
-    503: "A dependency is not ready; the message names it.",
-}
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries documenting the error shape for `statuses`.
-
-    Listing 422 here also replaces FastAPI's default validation-error schema,
-    which does not match what ``aiprod.api.errors`` actually sends."""
-    return {s: {"model": ErrorResponse, "description": _DESCRIPTIONS[s]} for s in statuses}
 
 
 # --------------------------------------------------------------- body cap

@@ -23,10 +23,10 @@ from sqlalchemy import delete, update
 
 from aiprod.db.base import utcnow
 from aiprod.db.engine import Database
+from aiprod.errors import AuthError
 from aiprod.events.models import StreamTicket
 from aiprod.identity.deps import (
     PERMISSIONS,
-    AuthError,
     Principal,
     has_permission,
     principal_from_token,

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from aiprod.api.errors import ApiError
+from aiprod.errors import AppError, AuthError, Forbidden
 from aiprod.events import auth
-from aiprod.identity.deps import AuthError, Principal
+from aiprod.identity.deps import Principal
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -21,9 +21,9 @@ _bearer = HTTPBearer(
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _unauthorized(message: str, invalid: bool) -> ApiError:
+def _unauthorized(message: str, invalid: bool) -> AppError:
     challenge = 'Bearer error="invalid_token"' if invalid else "Bearer"
-    return ApiError(401, message, headers={"WWW-Authenticate": challenge})
+    return AuthError(message, headers={"WWW-Authenticate": challenge})
 
 
 async def _principal(request: Request, token: str | None, ticket: str | None) -> Principal:
@@ -34,7 +34,7 @@ async def _principal(request: Request, token: str | None, ticket: str | None) ->
     except AuthError as exc:
         raise _unauthorized(str(exc), invalid=True) from None
     if not auth.may_read(principal):
-        raise ApiError(403, "this credential may not read productions")
+        raise Forbidden("this credential may not read productions")
     return principal
 
 

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal, cast
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from aiprod.api.errors import ApiError
-from aiprod.api.middleware import error_responses
+from aiprod.db.paging import decode_cursor, page_of
+from aiprod.errors import AppError, Forbidden, Invalid, error_responses
 from aiprod.events import auth
 from aiprod.events.deps import BearerPrincipal
 from aiprod.events.models import WebhookDelivery, WebhookEndpoint
@@ -18,7 +18,6 @@ from aiprod.events.schemas import JOB_EVENT_TYPES
 from aiprod.events.webhook_service import WebhookService
 from aiprod.events.webhooks import SSRFBlocked, WebhookDispatcher, WebhookURLError
 from aiprod.identity.deps import CurrentUser, WriterUser, owner_scope
-from aiprod.jobs.schemas import BadCursor, decode_cursor, encode_cursor
 from aiprod.settings import Settings
 
 tickets = APIRouter(prefix="/v1", tags=["events"])
@@ -215,14 +214,16 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None
 
 
-def _url_error(exc: Exception) -> ApiError:
+def _url_error(exc: Exception) -> AppError:
     code = "ssrf_blocked" if isinstance(exc, SSRFBlocked) else "invalid_url"
-    return ApiError(422, str(exc), code, [{"loc": ["body", "url"], "msg": str(exc), "type": code}])
+    return Invalid(
+        str(exc), code, details=[{"loc": ["body", "url"], "msg": str(exc), "type": code}]
+    )
 
 
 def _only_admin_allows_private(user_role: str, allow_private: bool | None) -> None:
     if allow_private and user_role != "admin":
-        raise ApiError(403, "only an admin can let an endpoint reach private addresses")
+        raise Forbidden("only an admin can let an endpoint reach private addresses")
 
 
 @webhooks.post(
@@ -347,23 +348,12 @@ async def list_deliveries(
 ) -> DeliveryPage:
     """Newest first: status, attempts, last response code and error, payload."""
     limit = min(limit, _settings(request).page_size_max)
-    try:
-        before = decode_cursor(cursor) if cursor is not None else None
-    except BadCursor:
-        raise ApiError(
-            422,
-            "invalid cursor",
-            details=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "invalid"}],
-        ) from None
+    before = decode_cursor(cursor)
     rows = await _service(request).deliveries(
         webhook_id, owner_scope(user), limit + 1, before, status
     )
-    page, more = rows[:limit], len(rows) > limit
-    last = page[-1] if page else None
-    return DeliveryPage(
-        items=[DeliveryOut.from_row(d) for d in page],
-        next_cursor=encode_cursor(last.created_at, last.id) if more and last else None,
-    )
+    page, next_cursor = page_of(rows, limit)
+    return DeliveryPage(items=[DeliveryOut.from_row(d) for d in page], next_cursor=next_cursor)
 
 
 @webhooks.get(

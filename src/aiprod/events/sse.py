@@ -15,14 +15,12 @@ from typing import Annotated, cast
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from aiprod.api.errors import ApiError
-from aiprod.api.middleware import error_responses
+from aiprod.errors import Forbidden, Invalid, NotFound, error_responses
 from aiprod.events import auth
 from aiprod.events.bus import EventBus
 from aiprod.events.deps import StreamPrincipal
 from aiprod.events.schemas import TERMINAL_EVENTS
 from aiprod.events.stream import EventStream
-from aiprod.jobs.service import NotFound
 from aiprod.jobs.state import TERMINAL
 from aiprod.settings import Settings
 
@@ -77,7 +75,7 @@ async def stream_events(
     if not auth.origin_allowed(
         origin, request.url.scheme, request.headers.get("host"), settings.allowed_origins
     ):
-        raise ApiError(403, "this origin may not open event streams")
+        raise Forbidden("this origin may not open event streams")
     bus = _bus(request)
     head = await bus.store.head(production_id)
     scope = auth.owner_scope(principal)
@@ -88,7 +86,7 @@ async def stream_events(
         try:
             start = max(0, int(last_event_id.strip()))
         except ValueError:
-            raise ApiError(422, "Last-Event-ID must be an event's seq") from None
+            raise Invalid("Last-Event-ID must be an event's seq") from None
     if head.status in TERMINAL and start >= head.last_seq:
         return Response(status_code=204)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -13,9 +13,9 @@ from sqlalchemy import and_, or_, select
 
 from aiprod.db.base import utcnow
 from aiprod.db.engine import Database
+from aiprod.errors import NotFound
 from aiprod.events.models import WebhookDelivery, WebhookEndpoint
 from aiprod.events.webhooks import check_endpoint_url, new_secret
-from aiprod.jobs.service import NotFound
 
 
 class WebhookService:

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.websockets import WebSocketState
 
-from aiprod.api.errors import error_body
+from aiprod.errors import AuthError, error_body
 from aiprod.events import auth
 from aiprod.events.bus import EventBus
 from aiprod.events.schemas import (
@@ -34,7 +34,7 @@ from aiprod.events.schemas import (
     Subscribed,
 )
 from aiprod.events.stream import EventStream
-from aiprod.identity.deps import AuthError, Principal
+from aiprod.identity.deps import Principal
 from aiprod.settings import Settings
 
 log = logging.getLogger("aiprod.events.ws")

@@ -8,10 +8,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
-from aiprod.api.middleware import error_responses
+from aiprod.errors import NotFound, error_responses
 from aiprod.identity.audit import AuditFilter
 from aiprod.identity.deps import Identity, audit_context, require
-from aiprod.identity.errors import IdentityNotFound
 from aiprod.identity.permissions import Principal
 from aiprod.identity.schemas import (
     AuditEventOut,
@@ -69,7 +68,7 @@ async def list_users(
 async def get_user(user_id: UserId, principal: AdminUsers, identity: Identity) -> UserOut:
     user = await identity.get_user(user_id)
     if user is None:
-        raise IdentityNotFound(f"user {user_id} not found")
+        raise NotFound(f"user {user_id} not found")
     return UserOut.from_user(user)
 
 

@@ -26,9 +26,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from aiprod.api.errors import ApiError
+from aiprod.errors import AppError, AuthError, Forbidden
 from aiprod.identity.audit import AuditContext
-from aiprod.identity.errors import AuthError
 from aiprod.identity.models import User
 from aiprod.identity.permissions import PERMISSIONS, Principal, has_permission
 from aiprod.identity.service import Authenticated, IdentityService
@@ -37,7 +36,6 @@ __all__ = [
     "PERMISSIONS",
     "AdminUser",
     "AnyPrincipal",
-    "AuthError",
     "CurrentUser",
     "Identity",
     "JobsApprove",
@@ -102,10 +100,10 @@ def audit_context(request: Request, principal: Principal | None = None) -> Audit
     return ctx
 
 
-def _unauthorized(message: str, invalid_token: bool) -> ApiError:
+def _unauthorized(message: str, invalid_token: bool) -> AppError:
     # RFC 6750 §3: no error code when credentials are simply missing.
     challenge = 'Bearer error="invalid_token"' if invalid_token else "Bearer"
-    return ApiError(401, message, headers={"WWW-Authenticate": challenge})
+    return AuthError(message, headers={"WWW-Authenticate": challenge})
 
 
 async def _authenticated(
@@ -141,7 +139,7 @@ class Guard:
         return need + (" (login session)" if self.session_only else "")
 
 
-async def deny(request: Request, principal: Principal, need: str, message: str) -> ApiError:
+async def deny(request: Request, principal: Principal, need: str, message: str) -> AppError:
     """A 403 to raise, after writing `permission.denied` to the audit log."""
     identity = identity_service(request)
     await identity.audit.log(
@@ -158,7 +156,7 @@ async def deny(request: Request, principal: Principal, need: str, message: str) 
             "via": principal.via,
         },
     )
-    return ApiError(403, message, details={"needs": need})
+    return Forbidden(message, details={"needs": need})
 
 
 def _via(principal: Principal) -> str:

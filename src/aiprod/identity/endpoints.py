@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
-from aiprod.api.middleware import error_responses
+from aiprod.errors import error_responses
 from aiprod.identity import admin, key_endpoints
 from aiprod.identity.deps import (
     PERMISSION_KEY,

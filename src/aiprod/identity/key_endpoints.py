@@ -13,10 +13,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from aiprod.api.middleware import error_responses
 from aiprod.db.base import utcnow
+from aiprod.errors import NotFound, error_responses
 from aiprod.identity.deps import Identity, SessionPrincipal, audit_context, deny
-from aiprod.identity.errors import IdentityNotFound
 from aiprod.identity.permissions import Principal, has_permission
 from aiprod.identity.schemas import (
     ApiKeyCreate,
@@ -58,7 +57,7 @@ async def create_key(
         )
     owner = await identity.get_user(owner_id)
     if owner is None or not owner.is_active:
-        raise IdentityNotFound(f"user {owner_id} not found")
+        raise NotFound(f"user {owner_id} not found")
     key, secret = await identity.keys.create(
         owner,
         body.name,
@@ -174,7 +173,7 @@ async def revoke_all_keys(
             request, principal, "admin:keys", "revoking another user's keys needs admin:keys"
         )
     if await identity.get_user(owner_id) is None:
-        raise IdentityNotFound(f"user {owner_id} not found")
+        raise NotFound(f"user {owner_id} not found")
     count = await identity.keys.revoke_all(
         owner_id, audit_context(request, principal), reason="requested"
     )

@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiprod.db.base import utcnow
 from aiprod.db.engine import Database
+from aiprod.errors import AuthError, Conflict, Invalid, NotFound
 from aiprod.identity import apikeys
 from aiprod.identity.audit import SYSTEM, AuditContext, AuditLog
-from aiprod.identity.errors import AuthError, IdentityConflict, IdentityNotFound, InvalidInput
 from aiprod.identity.models import ApiKey, User
 from aiprod.identity.permissions import ADMIN_PERMISSIONS, PERMISSIONS
 from aiprod.settings import Settings
@@ -113,12 +113,12 @@ class ApiKeyService:
         allowed = PERMISSIONS.get(role, frozenset())
         extra = sorted(set(scopes) - allowed)
         if extra:
-            raise InvalidInput(
+            raise Invalid(
                 f"a {role} cannot grant {', '.join(extra)} to a key",
                 details=[{"loc": ["body", "scopes"], "msg": "not allowed", "type": "scope"}],
             )
         if not scopes:
-            raise InvalidInput("a key needs at least one scope")
+            raise Invalid("a key needs at least one scope")
         return sorted(set(scopes))
 
     def _new_version(
@@ -208,7 +208,7 @@ class ApiKeyService:
         async with self.db.session() as s:
             key = await s.get(ApiKey, key_id)
         if key is None or (owner_id is not None and key.user_id != owner_id):
-            raise IdentityNotFound(f"API key {key_id} not found")
+            raise NotFound(f"API key {key_id} not found")
         return key
 
     async def _locked(
@@ -218,7 +218,7 @@ class ApiKeyService:
             await s.execute(select(ApiKey).where(ApiKey.id == key_id).with_for_update())
         ).scalar_one_or_none()
         if key is None or (owner_id is not None and key.user_id != owner_id):
-            raise IdentityNotFound(f"API key {key_id} not found")
+            raise NotFound(f"API key {key_id} not found")
         return key
 
     # ------------------------------------------------------------- rotating
@@ -256,15 +256,11 @@ class ApiKeyService:
         now = utcnow()
         status = key_status(key, now)
         if status in ("revoked", "expired"):
-            raise IdentityConflict(
-                f"this API key is {status} and cannot be rotated", code="invalid_state"
-            )
+            raise Conflict(f"this API key is {status} and cannot be rotated", code="invalid_state")
         if status == "pending":
-            raise IdentityConflict(
-                "this version has no secret yet: claim it first", code="invalid_state"
-            )
+            raise Conflict("this version has no secret yet: claim it first", code="invalid_state")
         if status == "grace":
-            raise IdentityConflict(
+            raise Conflict(
                 "this version was already rotated; rotate its newest version", code="invalid_state"
             )
         lineage = list(
@@ -332,7 +328,7 @@ class ApiKeyService:
             key = await self._locked(s, key_id, owner_id)
             status = key_status(key, utcnow())
             if status != "pending":
-                raise IdentityConflict(
+                raise Conflict(
                     f"only a pending key can be claimed (this one is {status})",
                     code="invalid_state",
                 )
@@ -371,7 +367,7 @@ class ApiKeyService:
                     if key.superseded_at is not None or key_status(key, utcnow()) != "active":
                         continue
                     _, _, notice = await self._rotate_locked(s, key, ctx, grace, by, pending=True)
-            except (IdentityConflict, IdentityNotFound):
+            except (Conflict, NotFound):
                 continue  # changed under us: someone else handled it
             done.append(notice)
             await self._notify(notice)

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import jwt
 
-from aiprod.identity.config import OIDCIssuer, check_fetch_url
+from aiprod.access_config import OIDCIssuer, check_fetch_url
 from aiprod.identity.permissions import RANK
 
 log = logging.getLogger("aiprod.identity.oidc")

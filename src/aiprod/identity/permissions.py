@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
-ROLES = ("admin", "user", "viewer", "service")
+from aiprod.access_config import Role
+
+ROLES: tuple[str, ...] = get_args(Role)
 
 JOB_PERMISSIONS = ("jobs:create", "jobs:read", "jobs:update", "jobs:delete", "jobs:approve")
 ADMIN_PERMISSIONS = ("admin:users", "admin:roles", "admin:keys", "admin:audit")

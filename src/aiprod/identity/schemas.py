@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aiprod.identity.config import Role
+from aiprod.access_config import Role
 from aiprod.identity.keys import KeyRotated, key_status
 from aiprod.identity.models import ApiKey, AuditEvent, AuthSession, User
 from aiprod.identity.permissions import ALL_PERMISSIONS

@@ -26,17 +26,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiprod.db.base import utcnow
 from aiprod.db.engine import Database
+from aiprod.errors import (
+    AuthError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RateLimited,
+)
 from aiprod.identity import apikeys, passwords, tokens
 from aiprod.identity.audit import SYSTEM, AuditContext, AuditLog
-from aiprod.identity.errors import (
-    AuthError,
-    Forbidden,
-    IdentityConflict,
-    IdentityError,
-    IdentityNotFound,
-    InvalidInput,
-    Throttled,
-)
 from aiprod.identity.keys import ApiKeyService
 from aiprod.identity.models import (
     ROLES,
@@ -52,7 +51,6 @@ from aiprod.settings import Settings
 
 __all__ = [
     "AuthError",
-    "IdentityError",
     "IdentityService",
     "TokenPair",
     "UserExists",
@@ -194,7 +192,7 @@ class IdentityService:
             await self._denied(ctx, actor, "admin:users", user_id)
             raise Forbidden("enabling or disabling a user needs the permission admin:users")
         if role is not None and role not in ROLES:
-            raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+            raise Invalid(f"role must be one of {', '.join(ROLES)}")
         now = utcnow()
         async with self.db.transaction() as s:
             # Lock every active admin first (always in the same order), so two
@@ -213,12 +211,12 @@ class IdentityService:
                 await s.execute(select(User).where(User.id == user_id).with_for_update())
             ).scalar_one_or_none()
             if user is None:
-                raise IdentityNotFound(f"user {user_id} not found")
+                raise NotFound(f"user {user_id} not found")
             stays_admin = (role or user.role) == "admin" and (
                 is_active if is_active is not None else user.is_active
             )
             if user in admins and not stays_admin and len(admins) <= 1:
-                raise IdentityConflict(
+                raise Conflict(
                     "this is the last active admin: make another admin first", code="last_admin"
                 )
             if role is not None and role != user.role:
@@ -277,7 +275,7 @@ class IdentityService:
                 details={"lock": lock.kind, "until": lock.until.isoformat()},
             )
             retry = lock.retry_after(now)
-            raise Throttled(f"too many failed logins; try again in {retry} s", retry)
+            raise RateLimited(f"too many failed logins; try again in {retry} s", retry)
         async with self.db.session() as s:
             user = (await s.execute(select(User).where(User.email == email))).scalar_one_or_none()
         ok, new_hash = await asyncio.to_thread(
@@ -534,7 +532,7 @@ class IdentityService:
                     )
                 ).scalar_one_or_none()
                 if session is None or (session.user_id != actor.user_id and not admin):
-                    raise IdentityNotFound(f"session {session_id} not found")
+                    raise NotFound(f"session {session_id} not found")
                 if session.revoked_at is not None:
                     return 0
                 await self._revoke_session(s, session, "revoked", now)
@@ -549,7 +547,7 @@ class IdentityService:
                 )
                 return 1
             if await s.get(User, target) is None:
-                raise IdentityNotFound(f"user {target} not found")
+                raise NotFound(f"user {target} not found")
             return await self._revoke_user_sessions(s, target, "revoked", ctx, now)
 
     async def change_password(
@@ -563,14 +561,14 @@ class IdentityService:
         if user is None:
             raise AuthError("the account is disabled or no longer exists")
         if user.password_hash is None:
-            raise IdentityConflict(
+            raise Conflict(
                 "this account signs in through an external issuer and has no password",
                 code="external_account",
             )
         lock = await self.throttle.locked(user.email, ctx.ip)
         if lock is not None:
             retry = lock.retry_after(utcnow())
-            raise Throttled(f"too many failed attempts; try again in {retry} s", retry)
+            raise RateLimited(f"too many failed attempts; try again in {retry} s", retry)
         ok, _ = await asyncio.to_thread(passwords.verify_and_update, current, user.password_hash)
         if not ok:
             async with self.db.transaction() as s:
@@ -588,7 +586,7 @@ class IdentityService:
         try:
             passwords.check_strength(new)
         except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+            raise Invalid(str(exc)) from None
         new_hash = await asyncio.to_thread(passwords.hash_password, new)
         now = utcnow()
         async with self.db.transaction() as s:

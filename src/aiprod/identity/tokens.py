@@ -23,7 +23,7 @@ from typing import Any
 
 import jwt
 
-from aiprod.identity.config import MIN_SECRET_LENGTH
+from aiprod.access_config import MIN_SECRET_LENGTH
 from aiprod.settings import Settings
 
 ALGORITHM = "HS256"

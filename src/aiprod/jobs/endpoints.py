@@ -20,8 +20,9 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from aiprod.api.errors import ApiError
-from aiprod.api.middleware import error_responses
+from aiprod import errors
+from aiprod.db.paging import decode_cursor, page_of
+from aiprod.errors import Invalid, NotFound, error_responses
 from aiprod.identity.deps import (
     JobsApprove,
     JobsCreate,
@@ -34,7 +35,6 @@ from aiprod.jobs.models import Job
 from aiprod.jobs.schemas import (
     ArtifactList,
     ArtifactOut,
-    BadCursor,
     EstimateResponse,
     EventOut,
     EventPage,
@@ -45,11 +45,9 @@ from aiprod.jobs.schemas import (
     RerenderRequest,
     SubmitResponse,
     content_type,
-    decode_cursor,
-    encode_cursor,
     safe_artifact_name,
 )
-from aiprod.jobs.service import JobService, NotFound
+from aiprod.jobs.service import JobService
 from aiprod.production import backends
 from aiprod.production.cost import BudgetExceeded, CostEstimate, fit_budget
 from aiprod.production.models import ProductionRequest, Storyboard
@@ -87,16 +85,11 @@ def _out(request: Request, job: Job) -> JobOut:
     return JobOut.from_job(job, _root(request))
 
 
-def _invalid(loc: list[str | int], message: str, type_: str) -> ApiError:
-    """A 422 whose details look like those of schema validation errors."""
-    return ApiError(422, message, details=[{"loc": loc, "msg": message, "type": type_}])
-
-
 def _check_api_request(request: ProductionRequest) -> None:
     """What the schema cannot know: the API never reads server paths named by a
     client, and backend names must exist here."""
     if request.media:
-        raise _invalid(
+        raise Invalid.at(
             ["body", "media"],
             "media files cannot be referenced over the API: the server would read "
             "paths on its own disk.  Leave `media` empty; uploads will come later.",
@@ -106,7 +99,7 @@ def _check_api_request(request: ProductionRequest) -> None:
         try:
             backends.check(stage, name)
         except backends.UnknownBackend as exc:
-            raise _invalid(["body", "backends", stage], str(exc), "unknown_backend") from None
+            raise Invalid.at(["body", "backends", stage], str(exc), "unknown_backend") from None
 
 
 def _estimate(jobs: JobService, request: ProductionRequest) -> tuple[dict[str, Any], bool]:
@@ -115,7 +108,7 @@ def _estimate(jobs: JobService, request: ProductionRequest) -> tuple[dict[str, A
     except BudgetExceeded:
         raise
     except ValueError as exc:  # e.g. a backend with no price for its unit
-        raise ApiError(422, f"cannot estimate this request: {exc}", "estimate_failed") from None
+        raise Invalid(f"cannot estimate this request: {exc}", "estimate_failed") from None
 
 
 # ------------------------------------------------------------- productions
@@ -169,7 +162,7 @@ async def submit(
     except BudgetExceeded:
         raise
     except ValueError as exc:
-        raise ApiError(422, f"cannot estimate this request: {exc}", "estimate_failed") from None
+        raise Invalid(f"cannot estimate this request: {exc}", "estimate_failed") from None
     out = _out(request, job)
     response.headers["Location"] = out.links.self
     if not created:
@@ -199,17 +192,10 @@ async def list_productions(
     """Your productions, newest first (admins: everyone's), a page at a time.  The
     cursor marks a position, so jobs created while paging never shift pages."""
     limit = min(limit, _settings(request).page_size_max)
-    try:
-        before = decode_cursor(cursor) if cursor is not None else None
-    except BadCursor:
-        raise _invalid(["query", "cursor"], "invalid cursor", "invalid_cursor") from None
+    before = decode_cursor(cursor)
     rows = await _jobs(request).list_jobs(owner_scope(user), limit + 1, before, status)
-    page, more = rows[:limit], len(rows) > limit
-    last = page[-1] if page else None
-    return JobPage(
-        items=[_out(request, j) for j in page],
-        next_cursor=encode_cursor(last.created_at, last.id) if more and last else None,
-    )
+    page, next_cursor = page_of(rows, limit)
+    return JobPage(items=[_out(request, j) for j in page], next_cursor=next_cursor)
 
 
 @router.get(
@@ -263,7 +249,7 @@ async def get_storyboard(
     finished.  Edit it with PATCH while the job awaits approval."""
     job = await _jobs(request).get(production_id, owner_scope(user))
     if job.storyboard is None:
-        raise ApiError(404, "this production has no storyboard yet (planning has not finished)")
+        raise NotFound("this production has no storyboard yet (planning has not finished)")
     return Storyboard.model_validate(job.storyboard)
 
 
@@ -290,13 +276,13 @@ async def update_storyboard(
 def _check_storyboard(jobs: JobService, request: ProductionRequest, sb: Storyboard) -> None:
     preset = PRESETS[request.preset]
     if len(sb.scenes) > preset.max_scenes:
-        raise _invalid(
+        raise Invalid.at(
             ["body", "scenes"],
             f"{len(sb.scenes)} scenes exceed the {preset.name} preset's cap of {preset.max_scenes}",
             "too_many_scenes",
         )
     if sb.duration > preset.max_duration:
-        raise _invalid(
+        raise Invalid.at(
             ["body", "scenes"],
             f"the storyboard runs {sb.duration:.1f}s, above the {preset.name} preset's cap "
             f"of {preset.max_duration:g}s",
@@ -374,7 +360,7 @@ async def rerender(
             {"loc": ["body", *e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type")}
             for e in exc.errors()
         ]
-        raise ApiError(422, "the changed scene is invalid", details=details) from None
+        raise Invalid("the changed scene is invalid", details=details) from None
     return _out(request, job)
 
 
@@ -496,8 +482,7 @@ async def get_artifact(
         try:
             span = parse_range(range_, size)
         except Unsatisfiable:
-            raise ApiError(
-                416,
+            raise errors.Unsatisfiable(
                 f"range {range_!r} is outside the file ({size} bytes)",
                 headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
             ) from None

@@ -6,9 +6,6 @@ that returns a job returns exactly the same document.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import posixpath
 import uuid
 from datetime import datetime
@@ -187,32 +184,6 @@ class PresetOut(BaseModel):
     max_scenes: int
     quality: QualityTier
     resolutions: list[str]
-
-
-# ------------------------------------------------------------------ cursors
-
-
-class BadCursor(ValueError):
-    pass
-
-
-def encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
-    """Opaque to clients so the keyset can change without breaking them."""
-    raw = json.dumps([created_at.isoformat(), str(job_id)], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, job_id = json.loads(raw)
-        when = datetime.fromisoformat(created)
-        key = uuid.UUID(job_id)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise BadCursor("invalid cursor") from exc
-    if when.tzinfo is None:
-        raise BadCursor("invalid cursor")
-    return when, key
 
 
 # ---------------------------------------------------------------- artifacts

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiprod.db.base import utcnow
 from aiprod.db.engine import Database
+from aiprod.errors import Conflict, NotFound
 from aiprod.jobs import state
 from aiprod.jobs.models import Checkpoint, Job, JobEvent, WorkerBeat
 from aiprod.production.cost import (
@@ -32,16 +33,6 @@ from aiprod.production.cost import (
 )
 from aiprod.production.models import STAGES, ProductionRequest, Scene, Storyboard
 from aiprod.settings import Settings
-
-
-class NotFound(Exception):
-    """No such job for this caller (also when it belongs to someone else)."""
-
-
-class Conflict(Exception):
-    def __init__(self, message: str, code: str = "conflict") -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def request_hash(request: ProductionRequest) -> str:
@@ -565,10 +556,8 @@ def _check_media_unchanged(job: Job, storyboard: Storyboard) -> None:
 
 __all__ = [
     "STAGES",
-    "Conflict",
     "EventHook",
     "JobService",
     "LeaseLost",
-    "NotFound",
     "request_hash",
 ]

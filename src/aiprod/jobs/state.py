@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from aiprod.errors import Conflict
+
 STATUSES: Final = (
     "queued",
     "processing",
@@ -25,10 +27,12 @@ TRANSITIONS: Final[dict[str, frozenset[str]]] = {
 }
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(Conflict):
     def __init__(self, current: str, target: str) -> None:
         allowed = ", ".join(sorted(TRANSITIONS.get(current, ()))) or "none"
-        super().__init__(f"a {current} job cannot become {target} (allowed: {allowed})")
+        super().__init__(
+            f"a {current} job cannot become {target} (allowed: {allowed})", "invalid_state"
+        )
         self.current = current
         self.target = target
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
+from aiprod.errors import Invalid
 from aiprod.production import backends
 from aiprod.production.models import (
     STAGES,
@@ -78,10 +79,14 @@ class CostEstimate(BaseModel):
         return {s.stage: s.seconds for s in self.stages}
 
 
-class BudgetExceeded(ValueError):
+class BudgetExceeded(Invalid, ValueError):
+    """Even the cheapest downgrade of the request costs more than its budget (422)."""
+
     def __init__(self, needed: float, budget: float) -> None:
         super().__init__(
-            f"the cheapest render costs ${needed:.6f}, above the budget of ${budget:.6f}"
+            f"the cheapest render costs ${needed:.6f}, above the budget of ${budget:.6f}",
+            "budget_exceeded",
+            details={"needed": needed, "budget": budget},
         )
         self.needed = needed
         self.budget = budget

@@ -1,4 +1,6 @@
-"""Configuration types of the identity layer, validated when Settings load.
+"""Configuration types of access control (secrets, roles, external OIDC
+issuers), validated when Settings load.  They live at the ground, beside
+``settings.py``, so that loading settings imports no domain package.
 
 Everything here fails closed: a secret that is too short, an external issuer
 without an audience, a JWKS fetched over plain HTTP from another host, or an
