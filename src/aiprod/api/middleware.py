@@ -8,6 +8,7 @@ to bound a chunked upload that sends no ``Content-Length``.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 
@@ -17,6 +18,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiprod.errors import error_body
+
+log = logging.getLogger("aiprod.api")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -156,7 +159,29 @@ class EdgeHeadersMiddleware:
                     )
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_with_headers(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            # Inside this middleware, so that a 500 carries the request id and
+            # the hardening headers like every other answer (Starlette's own
+            # server-error handler sits outside every middleware).
+            log.exception(
+                "unhandled error on %s %s (request %s)",
+                scope.get("method"),
+                scope.get("path"),
+                request_id,
+            )
+            if started:
+                raise  # the status line is gone; let the server close the connection
+            body = error_body("internal_error", "internal server error", {"request_id": request_id})
+            await JSONResponse(body, status_code=500)(scope, receive, tracking_send)
 
 
 def install(app: FastAPI, max_body_bytes: int) -> None:
