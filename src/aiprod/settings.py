@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
@@ -53,6 +54,12 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(2.0, ge=0)
     poll_seconds: float = Field(1.0, gt=0)
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of the reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto are believed (JSON list). Empty: the peer's "
+        "own address is the client's, whatever headers it sends.",
+    )
     page_size_max: int = Field(100, ge=1, le=1000)
     work_dir: Path | None = Field(None, description="Workers' scratch space (DATA_DIR/work).")
 
@@ -140,6 +147,20 @@ class Settings(BaseSettings):
     @classmethod
     def _strong_previous(cls, value: list[str]) -> list[str]:
         return [check_secret(v) for v in value]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        """Each entry an address or CIDR network; '*' is refused: trusting every
+        peer's X-Forwarded-For lets any client choose the address it is seen as."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an IP address or CIDR network"
+                ) from None
+        return value
 
     @property
     def sqlalchemy_url(self) -> str:

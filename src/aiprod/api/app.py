@@ -30,6 +30,7 @@ from aiprod.identity.rotation import RotationTask
 from aiprod.identity.service import IdentityService
 from aiprod.jobs import endpoints as job_endpoints
 from aiprod.jobs.service import EventHook, JobService
+from aiprod.private_files import private_dir
 from aiprod.settings import Settings, get_settings
 from aiprod.storage.store import Storage
 
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        private_dir(cfg.data_dir)  # database, signing key, artifacts: this user's only
         db = Database(cfg.sqlalchemy_url)
         try:
             # First, before touching anything: refuses a weak signing key.
@@ -128,7 +130,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
         lifespan=lifespan,
     )
     errors.install(app)
-    middleware.install(app, cfg.max_body_bytes)
+    middleware.install(app, cfg.max_body_bytes, cfg.trusted_proxies)
     app.include_router(health.router)
     app.include_router(identity_endpoints.router)
     app.include_router(job_endpoints.router)

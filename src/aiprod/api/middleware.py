@@ -16,6 +16,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from aiprod.errors import error_body
 
@@ -184,7 +185,14 @@ class EdgeHeadersMiddleware:
             await JSONResponse(body, status_code=500)(scope, receive, tracking_send)
 
 
-def install(app: FastAPI, max_body_bytes: int) -> None:
-    """Add the edge middlewares; headers outermost so a 413 carries them too."""
+def install(app: FastAPI, max_body_bytes: int, trusted_proxies: list[str]) -> None:
+    """Add the edge middlewares; headers outside the body cap so a 413 carries
+    them too, and proxy headers outermost so every layer sees the real client.
+
+    ``X-Forwarded-*`` is believed only from `trusted_proxies` (the server
+    itself never applies uvicorn's default of trusting 127.0.0.1): otherwise a
+    client could pick the address the login throttle and the audit log see."""
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(EdgeHeadersMiddleware)
+    if trusted_proxies:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies)

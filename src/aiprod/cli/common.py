@@ -3,6 +3,8 @@ progress bar, and the settings/migration steps every operator command takes."""
 
 from __future__ import annotations
 
+import os
+
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -52,6 +54,10 @@ def stage_progress() -> Progress:
 
 
 def platform_settings() -> Settings:
+    """Settings for an operator command, which from here on creates every file
+    private to the service account (umask 077: the database, the stage cache,
+    checkpoints and artifacts hold users' data and secrets)."""
+    os.umask(0o077)
     try:
         return Settings()
     except ValidationError as exc:

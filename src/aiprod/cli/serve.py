@@ -85,6 +85,8 @@ def serve(
             port=settings.port,
             log_level=log_level.lower(),
             server_header=False,
+            # X-Forwarded-* is handled by the app, from settings.trusted_proxies only.
+            proxy_headers=False,
             # Event messages are small JSON; compressing each one per
             # connection costs more CPU at fan-out than it saves bytes.
             ws_per_message_deflate=False,

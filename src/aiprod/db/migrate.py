@@ -8,6 +8,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from aiprod.private_files import private_sqlite
+
 
 def alembic_config(url: str) -> Config:
     cfg = Config()
@@ -31,7 +33,4 @@ async def upgrade_async(url: str, revision: str = "heads") -> None:
 
 
 def _prepare(url: str) -> None:
-    if url.startswith("sqlite"):
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    private_sqlite(url)  # created 0600 in a 0700 folder before SQLite opens it

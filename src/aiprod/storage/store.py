@@ -14,6 +14,8 @@ from typing import Any
 import obstore
 from obstore.store import LocalStore, from_url
 
+from aiprod.private_files import private_dir
+
 CHUNK = 1 << 20
 
 
@@ -26,7 +28,7 @@ class Storage:
         self.url = url
         if "://" not in url or url.startswith("file://"):
             root = Path(url.removeprefix("file://")).expanduser().resolve()
-            root.mkdir(parents=True, exist_ok=True)
+            private_dir(root)  # users' videos: not for other accounts on this host
             self.store: Any = LocalStore(prefix=root, mkdir=True)
         else:
             self.store = from_url(url)
