@@ -142,8 +142,9 @@ async def _run(
     import httpx
 
     from aiprod.db.engine import Database
-    from aiprod.events.bus import EventPublisher, RedisPublisher, Sink
-    from aiprod.events.store import Envelope
+    from aiprod.events.bus import EventPublisher, Sink
+    from aiprod.events.envelope import Envelope
+    from aiprod.events.transports.redis import RedisPublisher
     from aiprod.identity.service import IdentityService
     from aiprod.jobs.service import JobService
     from aiprod.production.models import ProductionRequest

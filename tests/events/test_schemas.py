@@ -23,6 +23,8 @@ from tests.jobs.conftest import (  # noqa: F401  (fixtures)
 
 from aiprod.db.engine import Database
 from aiprod.events.bus import EventPublisher
+from aiprod.events.envelope import Envelope
+from aiprod.events.event_log import EventLog
 from aiprod.events.schemas import (
     CONTROL_MODELS,
     JOB_EVENT_MODELS,
@@ -30,7 +32,6 @@ from aiprod.events.schemas import (
     job_event_message,
     schema_markdown,
 )
-from aiprod.events.store import Envelope, EventStore
 from aiprod.jobs.service import JobService
 from aiprod.production.models import Storyboard
 
@@ -93,7 +94,7 @@ async def test_every_service_event_has_a_typed_message(
     service = JobService(db, settings, EventPublisher(settings.events_channel, [published.extend]))
     owner = await new_user(db, settings)
     jobs = await _every_event_type(service, owner.id)
-    store = EventStore(db)
+    store = EventLog(db)
     stored = [env for j in jobs for env in await store.all_after(j, 0)]
     types = {e.type for e in stored}
     assert types == set(JOB_EVENT_MODELS), set(JOB_EVENT_MODELS) - types

@@ -57,7 +57,16 @@ async def test_created_key_is_shown_once_and_stored_as_hmac(api: Api) -> None:
     assert apikeys.well_formed(secret)
     assert key["prefix"] == secret[:13] and key["status"] == "active"
     assert key["scopes"] == sorted(
-        ["jobs:approve", "jobs:create", "jobs:delete", "jobs:read", "jobs:update", "results:read"]
+        [
+            "jobs:approve",
+            "jobs:create",
+            "jobs:delete",
+            "jobs:read",
+            "jobs:update",
+            "results:read",
+            "webhooks:read",
+            "webhooks:write",
+        ]
     )
     expires = datetime.fromisoformat(key["expires_at"]) - datetime.fromisoformat(key["created_at"])
     assert expires == timedelta(days=30)

@@ -66,6 +66,15 @@ EXPECTED = {
     ("GET", "/v1/productions/{production_id}/artifacts/{name}"): "results:read",
     ("GET", "/v1/presets"): "jobs:read",
     ("POST", "/v1/cost-estimate"): "jobs:read",
+    ("POST", "/v1/webhooks"): "webhooks:write",
+    ("GET", "/v1/webhooks"): "webhooks:read",
+    ("GET", "/v1/webhooks/{webhook_id}"): "webhooks:read",
+    ("PATCH", "/v1/webhooks/{webhook_id}"): "webhooks:write",
+    ("DELETE", "/v1/webhooks/{webhook_id}"): "webhooks:write",
+    ("POST", "/v1/webhooks/{webhook_id}/rotate-secret"): "webhooks:write",
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): "webhooks:read",
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}"): "webhooks:read",
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): "webhooks:write",
 }
 
 BODIES: dict[str, Any] = {

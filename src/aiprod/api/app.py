@@ -18,13 +18,13 @@ from fastapi import FastAPI
 
 from aiprod import __version__
 from aiprod.api import errors, health, middleware
-from aiprod.api import openapi as api_openapi
 from aiprod.db.engine import Database
 from aiprod.db.migrate import upgrade_async
 from aiprod.events import endpoints as event_endpoints
 from aiprod.events import sse as event_sse
 from aiprod.events import websocket as event_websocket
 from aiprod.events.runtime import EventsRuntime
+from aiprod.events.webhooks import endpoints as webhook_endpoints
 from aiprod.identity import endpoints as identity_endpoints
 from aiprod.identity.deps import check_routes
 from aiprod.identity.rotation import RotationTask
@@ -139,9 +139,8 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.include_router(event_sse.router)
     app.include_router(event_websocket.router)
     app.include_router(event_endpoints.tickets)
-    app.include_router(event_endpoints.webhooks)
+    app.include_router(webhook_endpoints.router)
     check_routes(app)  # deny by default: every /v1 route declares its permission
-    api_openapi.install(app)
     return app
 
 

@@ -69,7 +69,7 @@ async def _run_worker(settings: Settings, concurrency: int | None) -> None:
         except NotImplementedError:  # pragma: no cover (Windows)
             signal.signal(s, lambda *_: loop.call_soon_threadsafe(stop.set))
     from aiprod.events.bus import worker_publisher
-    from aiprod.events.webhooks import WebhookOutbox
+    from aiprod.events.webhooks.delivery import WebhookOutbox
 
     db = Database(settings.sqlalchemy_url)
     try:

@@ -1,15 +1,20 @@
-"""HTTP dependencies of the event routes: the caller as a ``Principal``."""
+"""HTTP dependencies of the event routes: the caller as a ``Principal`` (by
+bearer credential or stream ticket), and the services the routes call."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from aiprod.errors import AppError, AuthError, Forbidden
+from aiprod.errors import AuthError, Forbidden
 from aiprod.events import auth
+from aiprod.events.webhooks.delivery import WebhookDispatcher
+from aiprod.events.webhooks.service import WebhookService
 from aiprod.identity.deps import Principal
+from aiprod.identity.deps import _unauthorized as unauthorized
+from aiprod.settings import Settings
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -21,18 +26,13 @@ _bearer = HTTPBearer(
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _unauthorized(message: str, invalid: bool) -> AppError:
-    challenge = 'Bearer error="invalid_token"' if invalid else "Bearer"
-    return AuthError(message, headers={"WWW-Authenticate": challenge})
-
-
 async def _principal(request: Request, token: str | None, ticket: str | None) -> Principal:
     if token is None and ticket is None:
-        raise _unauthorized("missing bearer token", invalid=False)
+        raise unauthorized("missing bearer token", invalid_token=False)
     try:
         principal = await auth.authenticate(request.app.state, token=token, ticket=ticket)
     except AuthError as exc:
-        raise _unauthorized(str(exc), invalid=True) from None
+        raise unauthorized(str(exc), invalid_token=True) from None
     if not auth.may_read(principal):
         raise Forbidden("this credential may not read productions")
     return principal
@@ -63,3 +63,22 @@ async def stream_principal(
 
 BearerPrincipal = Annotated[Principal, Depends(bearer_principal)]
 StreamPrincipal = Annotated[Principal, Depends(stream_principal)]
+
+
+def _settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.settings)
+
+
+def _webhooks(request: Request) -> WebhookService:
+    return cast(WebhookService, request.app.state.webhooks)
+
+
+def _dispatcher(request: Request) -> WebhookDispatcher | None:
+    return cast(WebhookDispatcher | None, request.app.state.webhook_dispatcher)
+
+
+EventSettings = Annotated[Settings, Depends(_settings)]
+Webhooks = Annotated[WebhookService, Depends(_webhooks)]
+"""The webhook service the app's lifespan built."""
+Dispatcher = Annotated[WebhookDispatcher | None, Depends(_dispatcher)]
+"""This process's webhook dispatcher (None when ``AIPROD_WEBHOOKS_ENABLED`` is off)."""

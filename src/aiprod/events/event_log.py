@@ -1,7 +1,10 @@
-"""Reading the event log back: replays, gap fills and the fallback when no
-push channel is up.  The database is the source of truth for events; every
-channel that pushes them (in-process, Redis, LISTEN/NOTIFY) is an
-optimisation that may lose messages, and this module is how they are found."""
+"""Reading the event log (``job_events``) back: replays, gap fills and the
+fallback when no push channel is up.  The database is the source of truth for
+events; every channel that pushes them (in-process, Redis, LISTEN/NOTIFY) is
+an optimisation that may lose messages, and this module is how they are found.
+
+(Named for what it reads: the log of job events, not the artifact
+:class:`aiprod.storage.store.Storage`.)"""
 
 from __future__ import annotations
 
@@ -13,45 +16,10 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, false, or_, select
 
 from aiprod.db.engine import Database
-from aiprod.events.schemas import job_event_json
+from aiprod.events.envelope import Envelope, envelope
 from aiprod.jobs.models import Job, JobEvent
 
 PAGE = 500
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """One job event on its way to subscribers.  `text` is the wire JSON,
-    serialized once however many subscribers receive it; empty when only the
-    event's coordinates are known (a notification too big to carry it)."""
-
-    job_id: uuid.UUID
-    owner_id: uuid.UUID
-    seq: int
-    type: str
-    text: str
-
-    def encode(self) -> str:
-        """The form carried by Redis and NOTIFY: a header the receiver can route
-        on without parsing the JSON."""
-        return f"1 {self.owner_id} {self.job_id} {self.seq} {self.type} {self.text}"
-
-    def hint(self) -> str:
-        return f"1 {self.owner_id} {self.job_id} {self.seq} {self.type} "
-
-    @classmethod
-    def decode(cls, raw: str | bytes) -> Envelope:
-        if isinstance(raw, bytes):
-            raw = raw.decode()
-        version, owner, job, seq, type_, text = raw.split(" ", 5)
-        if version != "1":
-            raise ValueError(f"unknown envelope version {version!r}")
-        return cls(uuid.UUID(job), uuid.UUID(owner), int(seq), type_, text)
-
-
-def envelope(ev: JobEvent, owner_id: uuid.UUID) -> Envelope:
-    text = job_event_json(ev.job_id, ev.seq, ev.type, ev.payload, ev.created_at)
-    return Envelope(ev.job_id, owner_id, ev.seq, ev.type, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +30,9 @@ class JobHead:
     status: str
 
 
-class EventStore:
+class EventLog:
+    """Queries on the job event log, each in its own short session."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
 

@@ -17,9 +17,10 @@ from types import FrameType
 from typing import Any
 
 from aiprod.db.engine import Database
-from aiprod.events.bus import EventBus, EventPublisher, RedisPublisher, Sink
-from aiprod.events.webhook_service import WebhookService
-from aiprod.events.webhooks import WebhookDispatcher, WebhookOutbox
+from aiprod.events.bus import EventBus, EventPublisher, Sink
+from aiprod.events.transports.redis import RedisPublisher
+from aiprod.events.webhooks.delivery import WebhookDispatcher, WebhookOutbox
+from aiprod.events.webhooks.service import WebhookService
 from aiprod.settings import Settings
 
 log = logging.getLogger("aiprod.events")

@@ -77,7 +77,7 @@ async def stream_events(
     ):
         raise Forbidden("this origin may not open event streams")
     bus = _bus(request)
-    head = await bus.store.head(production_id)
+    head = await bus.event_log.head(production_id)
     scope = auth.owner_scope(principal)
     if head is None or (scope is not None and head.owner_id != scope):
         raise NotFound(f"production {production_id} not found")
@@ -113,7 +113,7 @@ async def _events(bus: EventBus, job_id: uuid.UUID, start: int) -> AsyncIterator
                 continue
             yield f"id: {out.seq}\nevent: {out.type}\ndata: {out.text}\n\n"
             if out.type in TERMINAL_EVENTS:
-                head = await bus.store.head(job_id)
+                head = await bus.event_log.head(job_id)
                 if head is None or (head.status in TERMINAL and head.last_seq <= out.seq):
                     return
     finally:

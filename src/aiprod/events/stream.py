@@ -22,9 +22,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from aiprod.events.bus import HEARTBEAT, OVERFLOW, EventBus, Subscription
+from aiprod.events.bus import EventBus
+from aiprod.events.envelope import Envelope
+from aiprod.events.event_log import PAGE
 from aiprod.events.schemas import Resync, heartbeat_json
-from aiprod.events.store import PAGE, Envelope
+from aiprod.events.subscription import HEARTBEAT, OVERFLOW, Subscription
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ class EventStream:
     # ------------------------------------------------------------ messages
 
     async def __aiter__(self) -> AsyncIterator[Out]:
-        store = self.bus.store
+        event_log = self.bus.event_log
         while not self.sub.closed and not self.bus.closing.is_set():
             while self._controls:
                 yield self._controls.popleft()
@@ -93,7 +95,7 @@ class EventStream:
                 if item.seq <= cursor:
                     continue
                 if item.seq > cursor + 1:
-                    for env in await store.all_after(item.job_id, cursor, upto=item.seq - 1):
+                    for env in await event_log.all_after(item.job_id, cursor, upto=item.seq - 1):
                         filled = self._accept(env)
                         if filled is not None:
                             yield filled
@@ -111,9 +113,9 @@ class EventStream:
         return Out(env.text, env.type, env.job_id, env.seq)
 
     async def _replay(self, job_id: uuid.UUID) -> AsyncIterator[Out]:
-        store = self.bus.store
+        event_log = self.bus.event_log
         while not self.sub.closed and not self.bus.closing.is_set():
-            page = await store.after(job_id, self.sub.cursors[job_id])
+            page = await event_log.after(job_id, self.sub.cursors[job_id])
             for env in page:
                 out = self._accept(env)
                 if out is not None:
@@ -140,7 +142,7 @@ class EventStream:
         if sub.scope != "job":
             since = datetime.fromtimestamp(self._last_event_at, UTC) - SINCE_MARGIN
             owner = sub.owner_id if sub.scope == "user" else None
-            fresh = await self.bus.store.since(owner, since, exclude=list(sub.cursors))
+            fresh = await self.bus.event_log.since(owner, since, exclude=list(sub.cursors))
             for env in fresh:
                 o = self._accept(env)
                 if o is not None:

@@ -149,7 +149,7 @@ async def _owned_head(bus: EventBus, principal: Principal, raw: str) -> tuple[uu
         job_id = uuid.UUID(raw)
     except ValueError:
         raise _not_found(raw) from None
-    head = await bus.store.head(job_id)
+    head = await bus.event_log.head(job_id)
     scope = auth.owner_scope(principal)
     if head is None or (scope is not None and head.owner_id != scope):
         raise _not_found(raw)

@@ -46,7 +46,8 @@ __all__ = [
     "Principal",
     "ResultsRead",
     "SessionPrincipal",
-    "WriterUser",
+    "WebhooksRead",
+    "WebhooksWrite",
     "audit_context",
     "check_routes",
     "deny",
@@ -211,6 +212,8 @@ JobsUpdate = Annotated[Principal, require("jobs:update")]
 JobsDelete = Annotated[Principal, require("jobs:delete")]
 JobsApprove = Annotated[Principal, require("jobs:approve")]
 ResultsRead = Annotated[Principal, require("results:read")]
+WebhooksRead = Annotated[Principal, require("webhooks:read")]
+WebhooksWrite = Annotated[Principal, require("webhooks:write")]
 
 
 async def _current_user(
@@ -250,8 +253,6 @@ def require_user(permission: str) -> Callable[..., Awaitable[User]]:
 
 
 AdminUser = Annotated[User, Depends(require_role("admin"))]
-# Kept for older handlers: writing jobs is `jobs:update` in the permission matrix.
-WriterUser = Annotated[User, Depends(require_user("jobs:update"))]
 
 
 def owner_scope(who: Principal | User) -> uuid.UUID | None:

@@ -16,14 +16,21 @@ from aiprod.access_config import Role
 ROLES: tuple[str, ...] = get_args(Role)
 
 JOB_PERMISSIONS = ("jobs:create", "jobs:read", "jobs:update", "jobs:delete", "jobs:approve")
+WEBHOOK_PERMISSIONS = ("webhooks:read", "webhooks:write")
 ADMIN_PERMISSIONS = ("admin:users", "admin:roles", "admin:keys", "admin:audit")
-ALL_PERMISSIONS = (*JOB_PERMISSIONS, "results:read", *ADMIN_PERMISSIONS)
+ALL_PERMISSIONS = (*JOB_PERMISSIONS, "results:read", *WEBHOOK_PERMISSIONS, *ADMIN_PERMISSIONS)
 
+# Webhooks: admin, user and service read and manage their own endpoints.  The
+# viewer gets neither: an endpoint makes the server send requests (and the
+# job events of its owner) to a URL of the caller's choosing, which is more
+# than reading, and its delivery records are the owner's business.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(ALL_PERMISSIONS),
-    "user": frozenset((*JOB_PERMISSIONS, "results:read")),
+    "user": frozenset((*JOB_PERMISSIONS, "results:read", *WEBHOOK_PERMISSIONS)),
     "viewer": frozenset(("jobs:read", "results:read")),
-    "service": frozenset(("jobs:create", "jobs:read", "jobs:update", "results:read")),
+    "service": frozenset(
+        ("jobs:create", "jobs:read", "jobs:update", "results:read", *WEBHOOK_PERMISSIONS)
+    ),
 }
 
 # Privilege order, for picking one role among several an external issuer lists.

@@ -20,6 +20,8 @@ Permission = Literal[
     "jobs:delete",
     "jobs:approve",
     "results:read",
+    "webhooks:read",
+    "webhooks:write",
     "admin:users",
     "admin:roles",
     "admin:keys",

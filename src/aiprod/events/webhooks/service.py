@@ -15,10 +15,13 @@ from aiprod.db.base import utcnow
 from aiprod.db.engine import Database
 from aiprod.errors import NotFound
 from aiprod.events.models import WebhookDelivery, WebhookEndpoint
-from aiprod.events.webhooks import check_endpoint_url, new_secret
+from aiprod.events.webhooks.signing import new_secret
+from aiprod.events.webhooks.ssrf import check_endpoint_url
 
 
 class WebhookService:
+    """Create, read, change and delete endpoints; list, read and replay deliveries."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
