@@ -27,6 +27,7 @@ LAYER = {
     "errors": 0,
     "settings": 0,
     "access_config": 0,
+    "http_ranges": 0,
     "private_files": 0,
     "production": 1,
     "storage": 1,

@@ -1,7 +1,11 @@
-"""The productions API: submit, follow, steer and download.
+"""The productions API: submit, follow, steer and download; the catalog.
 
-Handlers validate, call :class:`JobService` and shape the answer; the rules of
-the job lifecycle live in the service so workers and the API share them.
+Handlers validate, call a service and shape the answer: the rules of the job
+lifecycle live in :class:`JobService` (workers share them), which files may be
+served in :mod:`aiprod.jobs.artifacts`, what a request must satisfy beyond its
+schema in :mod:`aiprod.jobs.checks`, and `Range`/`ETag` parsing in
+:mod:`aiprod.http_ranges`.  Services arrive as dependencies (`Jobs`,
+`ArtifactsDep`, … from :mod:`aiprod.jobs.deps`).
 
 Ownership is enforced by passing the caller's id to every service call (None
 for admins).  The service answers another user's job exactly like a missing
@@ -11,16 +15,14 @@ under ``/v1/productions/{production_id}`` for this.
 
 from __future__ import annotations
 
-import logging
-import re
 import uuid
-from typing import Annotated, Any, cast
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from aiprod import errors
+from aiprod import errors, http_ranges
 from aiprod.db.paging import decode_cursor, page_of
 from aiprod.errors import Invalid, NotFound, error_responses
 from aiprod.identity.deps import (
@@ -31,84 +33,40 @@ from aiprod.identity.deps import (
     ResultsRead,
     owner_scope,
 )
-from aiprod.jobs.models import Job
+from aiprod.jobs import checks
+from aiprod.jobs.catalog import catalog
+from aiprod.jobs.deps import ArtifactsDep, Jobs, RootPath, SettingsDep
 from aiprod.jobs.schemas import (
     ArtifactList,
     ArtifactOut,
-    EstimateResponse,
     EventOut,
     EventPage,
     JobOut,
     JobPage,
     JobStatus,
-    PresetOut,
     RerenderRequest,
     SubmitResponse,
-    content_type,
-    safe_artifact_name,
 )
-from aiprod.jobs.service import JobService
-from aiprod.production import backends
-from aiprod.production.cost import BudgetExceeded, CostEstimate, fit_budget
+from aiprod.production.cost import BudgetExceeded, CostEstimate
 from aiprod.production.models import ProductionRequest, Storyboard
-from aiprod.production.presets import PRESETS
-from aiprod.settings import Settings
-from aiprod.storage.store import ArtifactNotFound, Storage
-
-log = logging.getLogger("aiprod.api.jobs")
 
 router = APIRouter(prefix="/v1/productions", tags=["productions"])
-catalog = APIRouter(prefix="/v1", tags=["catalog"])
 
 ProductionId = Annotated[uuid.UUID, Path(description="The production's id.")]
 _READ_ERRORS = error_responses(401, 404, 422)
 _ACTION_ERRORS = error_responses(401, 403, 404, 409, 413, 422)
+PAGE_CAP = 1000  # what `limit` may ask; the server's page size caps it further
+SEQ_MAX = 2**31 - 1  # event sequence numbers are 32-bit integers in the database
 
-
-def _jobs(request: Request) -> JobService:
-    return cast(JobService, request.app.state.jobs)
-
-
-def _settings(request: Request) -> Settings:
-    return cast(Settings, request.app.state.settings)
-
-
-def _storage(request: Request) -> Storage:
-    return cast(Storage, request.app.state.storage)
-
-
-def _root(request: Request) -> str:
-    return str(request.scope.get("root_path", "")).rstrip("/")
-
-
-def _out(request: Request, job: Job) -> JobOut:
-    return JobOut.from_job(job, _root(request))
-
-
-def _check_api_request(request: ProductionRequest) -> None:
-    """What the schema cannot know: the API never reads server paths named by a
-    client, and backend names must exist here."""
-    if request.media:
-        raise Invalid.at(
-            ["body", "media"],
-            "media files cannot be referenced over the API: the server would read "
-            "paths on its own disk.  Leave `media` empty; uploads will come later.",
-            "media_not_allowed",
-        )
-    for stage, name in request.backends.items():
-        try:
-            backends.check(stage, name)
-        except backends.UnknownBackend as exc:
-            raise Invalid.at(["body", "backends", stage], str(exc), "unknown_backend") from None
-
-
-def _estimate(jobs: JobService, request: ProductionRequest) -> tuple[dict[str, Any], bool]:
-    try:
-        return jobs.estimate(request)
-    except BudgetExceeded:
-        raise
-    except ValueError as exc:  # e.g. a backend with no price for its unit
-        raise Invalid(f"cannot estimate this request: {exc}", "estimate_failed") from None
+PageSize = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=PAGE_CAP,
+        description="Page size; values above the server's maximum "
+        "(`AIPROD_PAGE_SIZE_MAX`) are capped.",
+    ),
+]
 
 
 # ------------------------------------------------------------- productions
@@ -134,10 +92,11 @@ def _estimate(jobs: JobService, request: ProductionRequest) -> tuple[dict[str, A
     },
 )
 async def submit(
-    request: Request,
     response: Response,
     body: ProductionRequest,
     user: JobsCreate,
+    jobs: Jobs,
+    root: RootPath,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -154,16 +113,16 @@ async def submit(
     """Queue a production (exactly one of `prompt` and `script`).  Answers 202 with
     the job, its cost estimate and whether it takes the fast track, and a
     `Location` header to poll.  A budget no render fits answers 422
-    `budget_exceeded`; unknown fields and `media` answer 422."""
-    _check_api_request(body)
-    jobs = _jobs(request)
+    `budget_exceeded`; unknown fields, `media` and a voice not listed by
+    `GET /v1/voices` answer 422."""
+    await checks.production_request(body)
     try:
         job, created = await jobs.create(user.user_id, body, idempotency_key)
     except BudgetExceeded:
         raise
     except ValueError as exc:
         raise Invalid(f"cannot estimate this request: {exc}", "estimate_failed") from None
-    out = _out(request, job)
+    out = JobOut.from_job(job, root)
     response.headers["Location"] = out.links.self
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -179,11 +138,11 @@ async def submit(
     responses=error_responses(401, 422),
 )
 async def list_productions(
-    request: Request,
     user: JobsRead,
-    limit: Annotated[
-        int, Query(ge=1, description="Page size; values above the server's maximum are capped.")
-    ] = 20,
+    jobs: Jobs,
+    settings: SettingsDep,
+    root: RootPath,
+    limit: PageSize = 20,
     cursor: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
     ] = None,
@@ -191,11 +150,11 @@ async def list_productions(
 ) -> JobPage:
     """Your productions, newest first (admins: everyone's), a page at a time.  The
     cursor marks a position, so jobs created while paging never shift pages."""
-    limit = min(limit, _settings(request).page_size_max)
+    limit = min(limit, settings.page_size_max)
     before = decode_cursor(cursor)
-    rows = await _jobs(request).list_jobs(owner_scope(user), limit + 1, before, status)
+    rows = await jobs.list_jobs(owner_scope(user), limit + 1, before, status)
     page, next_cursor = page_of(rows, limit)
-    return JobPage(items=[_out(request, j) for j in page], next_cursor=next_cursor)
+    return JobPage(items=[JobOut.from_job(j, root) for j in page], next_cursor=next_cursor)
 
 
 @router.get(
@@ -204,9 +163,11 @@ async def list_productions(
     response_model=JobOut,
     responses=_READ_ERRORS,
 )
-async def get_production(request: Request, production_id: ProductionId, user: JobsRead) -> JobOut:
+async def get_production(
+    production_id: ProductionId, user: JobsRead, jobs: Jobs, root: RootPath
+) -> JobOut:
     """Status, stage, progress, ETA, estimate, QA summary and links."""
-    return _out(request, await _jobs(request).get(production_id, owner_scope(user)))
+    return JobOut.from_job(await jobs.get(production_id, owner_scope(user)), root)
 
 
 @router.get(
@@ -216,17 +177,19 @@ async def get_production(request: Request, production_id: ProductionId, user: Jo
     responses=_READ_ERRORS,
 )
 async def list_events(
-    request: Request,
     production_id: ProductionId,
     user: JobsRead,
-    after: Annotated[int, Query(ge=0, description="Only events with a larger `seq`.")] = 0,
-    limit: Annotated[int, Query(ge=1, description="At most this many (capped).")] = 100,
+    jobs: Jobs,
+    settings: SettingsDep,
+    after: Annotated[
+        int, Query(ge=0, le=SEQ_MAX, description="Only events with a larger `seq`.")
+    ] = 0,
+    limit: PageSize = 100,
 ) -> EventPage:
     """Transitions and progress steps in order.  Poll with `after=next_after` to
     receive each event exactly once."""
-    jobs = _jobs(request)
     job = await jobs.get(production_id, owner_scope(user))
-    limit = min(limit, _settings(request).page_size_max)
+    limit = min(limit, settings.page_size_max)
     rows = await jobs.events(job.id, after, limit + 1)
     page = rows[:limit]
     return EventPage(
@@ -242,12 +205,10 @@ async def list_events(
     response_model=Storyboard,
     responses=_READ_ERRORS,
 )
-async def get_storyboard(
-    request: Request, production_id: ProductionId, user: JobsRead
-) -> Storyboard:
+async def get_storyboard(production_id: ProductionId, user: JobsRead, jobs: Jobs) -> Storyboard:
     """The plan: scenes with narration, visuals, timing.  404 until planning has
     finished.  Edit it with PATCH while the job awaits approval."""
-    job = await _jobs(request).get(production_id, owner_scope(user))
+    job = await jobs.get(production_id, owner_scope(user))
     if job.storyboard is None:
         raise NotFound("this production has no storyboard yet (planning has not finished)")
     return Storyboard.model_validate(job.storyboard)
@@ -260,35 +221,17 @@ async def get_storyboard(
     responses=_ACTION_ERRORS,
 )
 async def update_storyboard(
-    request: Request, production_id: ProductionId, body: Storyboard, user: JobsUpdate
+    production_id: ProductionId, body: Storyboard, user: JobsUpdate, jobs: Jobs, root: RootPath
 ) -> JobOut:
     """Only while the job is `awaiting_approval` (else 409).  The new plan must
-    fit the request's preset (scenes, duration) and budget (else 422); media may
-    only move between scenes."""
-    jobs = _jobs(request)
+    fit the request's preset (scenes, duration) and budget, and its scene voices
+    be installed (else 422); media may only move between scenes."""
     scope = owner_scope(user)
     job = await jobs.get(production_id, scope)
     if job.status == "awaiting_approval":  # otherwise the service answers 409 first
-        _check_storyboard(jobs, ProductionRequest.model_validate(job.request), body)
-    return _out(request, await jobs.update_storyboard(production_id, scope, body))
-
-
-def _check_storyboard(jobs: JobService, request: ProductionRequest, sb: Storyboard) -> None:
-    preset = PRESETS[request.preset]
-    if len(sb.scenes) > preset.max_scenes:
-        raise Invalid.at(
-            ["body", "scenes"],
-            f"{len(sb.scenes)} scenes exceed the {preset.name} preset's cap of {preset.max_scenes}",
-            "too_many_scenes",
-        )
-    if sb.duration > preset.max_duration:
-        raise Invalid.at(
-            ["body", "scenes"],
-            f"the storyboard runs {sb.duration:.1f}s, above the {preset.name} preset's cap "
-            f"of {preset.max_duration:g}s",
-            "too_long",
-        )
-    fit_budget(request, jobs.prices, sb)  # BudgetExceeded → 422 budget_exceeded
+        request = ProductionRequest.model_validate(job.request)
+        await checks.storyboard(request, body, jobs.prices)
+    return JobOut.from_job(await jobs.update_storyboard(production_id, scope, body), root)
 
 
 @router.post(
@@ -298,9 +241,11 @@ def _check_storyboard(jobs: JobService, request: ProductionRequest, sb: Storyboa
     response_model=JobOut,
     responses=_ACTION_ERRORS,
 )
-async def approve(request: Request, production_id: ProductionId, user: JobsApprove) -> JobOut:
+async def approve(
+    production_id: ProductionId, user: JobsApprove, jobs: Jobs, root: RootPath
+) -> JobOut:
     """Queue a job paused at `awaiting_approval` to render its storyboard."""
-    return _out(request, await _jobs(request).approve(production_id, owner_scope(user)))
+    return JobOut.from_job(await jobs.approve(production_id, owner_scope(user)), root)
 
 
 @router.post(
@@ -313,15 +258,15 @@ async def approve(request: Request, production_id: ProductionId, user: JobsAppro
     },
 )
 async def cancel(
-    request: Request, response: Response, production_id: ProductionId, user: JobsUpdate
+    response: Response, production_id: ProductionId, user: JobsUpdate, jobs: Jobs, root: RootPath
 ) -> JobOut:
     """A queued or paused job is cancelled at once (200).  A running one is
     asked to stop (202; `status` stays `processing` until its worker stops).
     Finished jobs answer 409."""
-    job = await _jobs(request).cancel(production_id, owner_scope(user))
+    job = await jobs.cancel(production_id, owner_scope(user))
     if job.status == "processing":
         response.status_code = 202
-    return _out(request, job)
+    return JobOut.from_job(job, root)
 
 
 @router.post(
@@ -331,9 +276,11 @@ async def cancel(
     response_model=JobOut,
     responses=_ACTION_ERRORS,
 )
-async def retry(request: Request, production_id: ProductionId, user: JobsUpdate) -> JobOut:
+async def retry(
+    production_id: ProductionId, user: JobsUpdate, jobs: Jobs, root: RootPath
+) -> JobOut:
     """Queue a `failed` job again; it resumes after its last finished stage."""
-    return _out(request, await _jobs(request).retry(production_id, owner_scope(user)))
+    return JobOut.from_job(await jobs.retry(production_id, owner_scope(user)), root)
 
 
 @router.post(
@@ -344,46 +291,33 @@ async def retry(request: Request, production_id: ProductionId, user: JobsUpdate)
     responses=_ACTION_ERRORS,
 )
 async def rerender(
-    request: Request,
     production_id: ProductionId,
     index: Annotated[int, Path(ge=0, le=10_000, description="Zero-based scene index.")],
     body: RerenderRequest,
     user: JobsUpdate,
+    jobs: Jobs,
+    root: RootPath,
 ) -> JobOut:
     """For a `completed` or `failed` job: apply the changes to scene `index` and
     queue the job.  Cached stages serve every other scene, so only this scene
-    and the final montage are made again.  Unknown scene: 404."""
+    and the final montage are made again.  Unknown scene: 404; a voice not
+    listed by `GET /v1/voices`: 422."""
+    scope = owner_scope(user)
+    job = await jobs.get(production_id, scope)
+    if job.status in ("completed", "failed"):  # otherwise the service answers 409 first
+        await checks.scene_changes(ProductionRequest.model_validate(job.request), body)
     try:
-        job = await _jobs(request).rerender(production_id, owner_scope(user), index, body.changes())
+        job = await jobs.rerender(production_id, scope, index, body.changes())
     except ValidationError as exc:
         details = [
             {"loc": ["body", *e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type")}
             for e in exc.errors()
         ]
         raise Invalid("the changed scene is invalid", details=details) from None
-    return _out(request, job)
+    return JobOut.from_job(job, root)
 
 
 # --------------------------------------------------------------- artifacts
-
-
-async def _artifacts(jobs: JobService, job: Job) -> dict[str, tuple[str, dict[str, Any]]]:
-    """name → (stage, artifact) from the job's checkpoints; a later stage's entry
-    replaces an earlier one of the same name.  Entries whose key is not inside
-    the job's own storage folder are dropped: the API never serves a key a row
-    merely names."""
-    prefix = f"jobs/{job.id}/"
-    found: dict[str, tuple[str, dict[str, Any]]] = {}
-    for cp in await jobs.checkpoints(job.id):
-        for art in cp.artifacts:
-            name, key = art.get("name"), art.get("key")
-            if not isinstance(name, str) or not isinstance(key, str):
-                continue
-            if not safe_artifact_name(name) or key != prefix + name:
-                log.warning("job %s: ignoring artifact %r with key %r", job.id, name, key)
-                continue
-            found[name] = (cp.stage, art)
-    return found
 
 
 @router.get(
@@ -394,23 +328,26 @@ async def _artifacts(jobs: JobService, job: Job) -> dict[str, tuple[str, dict[st
     responses=_READ_ERRORS,
 )
 async def list_artifacts(
-    request: Request, production_id: ProductionId, user: ResultsRead
+    production_id: ProductionId,
+    user: ResultsRead,
+    jobs: Jobs,
+    artifacts: ArtifactsDep,
+    root: RootPath,
 ) -> ArtifactList:
     """Every file recorded by the job's finished stages (final video, subtitles,
     thumbnails, intermediate clips …) with size, SHA-256, type and download URL."""
-    jobs = _jobs(request)
     job = await jobs.get(production_id, owner_scope(user))
-    base = f"{_root(request)}/v1/productions/{job.id}/artifacts/"
+    base = f"{root}/v1/productions/{job.id}/artifacts/"
     items = [
         ArtifactOut(
-            name=name,
-            stage=stage,
-            bytes=int(art.get("bytes", 0)),
-            sha256=str(art.get("sha256", "")),
-            content_type=content_type(name),
-            url=base + name,
+            name=a.name,
+            stage=a.stage,
+            bytes=a.bytes,
+            sha256=a.sha256,
+            content_type=a.content_type,
+            url=base + a.name,
         )
-        for name, (stage, art) in sorted((await _artifacts(jobs, job)).items())
+        for a in await artifacts.listing(job)
     ]
     return ArtifactList(items=items)
 
@@ -434,10 +371,11 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
     },
 )
 async def get_artifact(
-    request: Request,
     production_id: ProductionId,
     name: Annotated[str, Path(description="A name from the artifact list, e.g. `video.mp4`.")],
     user: ResultsRead,
+    jobs: Jobs,
+    artifacts: ArtifactsDep,
     range_: Annotated[
         str | None,
         Header(
@@ -448,42 +386,31 @@ async def get_artifact(
     if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
 ) -> Response:
     """Stream one file listed by the job's checkpoints.  Supports a single byte
-    range (206; 416 when outside the file) so video players can seek; the ETag
-    is the file's SHA-256.  Any name not in the list answers 404."""
-    jobs = _jobs(request)
+    range (206; 416 when it starts beyond the file, however many digits its
+    positions have; other forms are ignored and the whole file is sent) so
+    video players can seek; the ETag is the file's SHA-256.  Any name not in
+    the list answers 404."""
     job = await jobs.get(production_id, owner_scope(user))
-    entry = (await _artifacts(jobs, job)).get(name) if safe_artifact_name(name) else None
-    if entry is None:
-        raise NotFound(f"artifact {name!r} not found for production {job.id}")
-    art = entry[1]
-    key = str(art["key"])
-    storage = _storage(request)
-    try:
-        size = await storage.size(key)
-    except ArtifactNotFound:
-        log.error("job %s: artifact %s is listed but missing from storage", job.id, key)
-        raise NotFound(f"artifact {name!r} is no longer stored") from None
-
+    art = await artifacts.find(job, name)
+    size = await artifacts.size(job, art)
     headers = {
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, no-cache",
-        "Content-Disposition": f'inline; filename="{_filename(name)}"',
+        "Content-Disposition": f'inline; filename="{art.filename}"',
     }
-    sha = art.get("sha256")
-    if isinstance(sha, str) and sha:
-        headers["ETag"] = f'"{sha}"'
-        if if_none_match is not None and (
-            if_none_match.strip() == "*" or headers["ETag"] in _etags(if_none_match)
-        ):
+    if art.sha256:
+        headers["ETag"] = http_ranges.quote_etag(art.sha256)
+        if if_none_match is not None and http_ranges.etag_matches(if_none_match, headers["ETag"]):
             return Response(status_code=304, headers=headers)
 
     status, start, end = 200, 0, size
     if range_ is not None:
         try:
-            span = parse_range(range_, size)
-        except Unsatisfiable:
+            span = http_ranges.parse_range(range_, size)
+        except http_ranges.Unsatisfiable:
+            shown = range_ if len(range_) <= 60 else range_[:60] + "…"
             raise errors.Unsatisfiable(
-                f"range {range_!r} is outside the file ({size} bytes)",
+                f"range {shown!r} is outside the file ({size} bytes)",
                 headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
             ) from None
         if span is not None:
@@ -491,92 +418,11 @@ async def get_artifact(
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     headers["Content-Length"] = str(end - start)
     return StreamingResponse(
-        storage.stream(key, start, end),
+        artifacts.stream(art, start, end),
         status_code=status,
-        media_type=content_type(name),
+        media_type=art.content_type,
         headers=headers,
     )
 
 
-class Unsatisfiable(Exception):
-    """The range lies outside the representation (RFC 9110 §15.5.17)."""
-
-
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-def parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """A single byte range as [start, end), None to ignore the header (another
-    unit, several ranges, or malformed: RFC 9110 lets us send the whole file),
-    or Unsatisfiable."""
-    m = _RANGE.match(header.strip())
-    if m is None:
-        return None
-    first, last = m.groups()
-    if not first:
-        if not last:
-            return None
-        suffix = int(last)
-        if suffix == 0 or size == 0:
-            raise Unsatisfiable
-        return max(0, size - suffix), size
-    start = int(first)
-    if last and int(last) < start:
-        return None
-    if start >= size:
-        raise Unsatisfiable
-    end = min(int(last) + 1, size) if last else size
-    return start, end
-
-
-def _etags(header: str) -> set[str]:
-    return {t.strip().removeprefix("W/") for t in header.split(",")}
-
-
-_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def _filename(name: str) -> str:
-    return _UNSAFE_FILENAME.sub("_", name.rsplit("/", 1)[-1]) or "artifact"
-
-
-# ----------------------------------------------------------------- catalog
-
-
-@catalog.get(
-    "/presets",
-    summary="List presets",
-    response_model=list[PresetOut],
-    responses=error_responses(401),
-)
-async def list_presets(user: JobsRead) -> list[PresetOut]:
-    """Named bundles of defaults and caps a request picks with `preset`."""
-    return [
-        PresetOut(
-            name=p.name,
-            description=p.description,
-            default_duration=p.default_duration,
-            max_duration=p.max_duration,
-            max_scenes=p.max_scenes,
-            quality=p.quality,
-            resolutions=list(p.resolutions),
-        )
-        for p in PRESETS.values()
-    ]
-
-
-@catalog.post(
-    "/cost-estimate",
-    summary="Estimate cost without submitting",
-    response_model=EstimateResponse,
-    responses=error_responses(401, 413, 422),
-)
-async def cost_estimate(
-    request: Request, body: ProductionRequest, user: JobsRead
-) -> EstimateResponse:
-    """The estimate and fast-track decision `POST /v1/productions` would make for
-    this body (budget downgrades applied; 422 `budget_exceeded` when nothing
-    fits).  Creates no job."""
-    _check_api_request(body)
-    estimate, fast = _estimate(_jobs(request), body)
-    return EstimateResponse(estimate=CostEstimate.model_validate(estimate), fast_track=fast)
+__all__ = ["catalog", "router"]

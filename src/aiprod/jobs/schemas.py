@@ -6,7 +6,6 @@ that returns a job returns exactly the same document.
 
 from __future__ import annotations
 
-import posixpath
 import uuid
 from datetime import datetime
 from typing import Any, Literal, cast, get_args
@@ -158,7 +157,7 @@ class RerenderRequest(BaseModel):
     style: VisualStyle | None = Field(None, description="null clears the scene's override.")
     camera: CameraMove | None = None
     transition: Transition | None = None
-    duration: float | None = Field(None, gt=0.5, le=120)
+    duration: float | None = Field(None, gt=0.5, le=120, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -186,28 +185,16 @@ class PresetOut(BaseModel):
     resolutions: list[str]
 
 
-# ---------------------------------------------------------------- artifacts
-
-CONTENT_TYPES: dict[str, str] = {
-    ".mp4": "video/mp4",
-    ".srt": "application/x-subrip",
-    ".vtt": "text/vtt; charset=utf-8",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".json": "application/json",
-    ".wav": "audio/wav",
-    ".txt": "text/plain; charset=utf-8",
-}
+class VoiceOut(BaseModel):
+    name: str = Field(description="What `voice.name` accepts, e.g. `en-US`.", examples=["en-US"])
+    language: str = Field(description="The voice's main language (BCP 47-like).")
+    gender: str = Field(description="`male`, `female`, or empty when the backend does not say.")
+    description: str = ""
 
 
-def content_type(name: str) -> str:
-    return CONTENT_TYPES.get(posixpath.splitext(name)[1].lower(), "application/octet-stream")
-
-
-def safe_artifact_name(name: str) -> bool:
-    """A relative name with no empty, '.' or '..' segment: never a way out of
-    the job's folder, whatever a checkpoint row says."""
-    if not name or name.startswith("/") or "\\" in name or "\x00" in name:
-        return False
-    return all(part not in ("", ".", "..") for part in name.split("/"))
+class VoiceList(BaseModel):
+    backend: str = Field(description="The narrator backend these voices belong to.")
+    items: list[VoiceOut]
+    variants: list[str] = Field(
+        description="Timbres a name may add after `+` (`en+f3`); empty when the backend has none."
+    )

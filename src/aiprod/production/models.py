@@ -30,15 +30,34 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"})
 
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 
+MAX_SCENES = 100  # scenes of one storyboard (presets cap lower)
+MAX_BUDGET = 1_000_000.0  # USD: a request's budget cap is bounded like every number
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
-class Voice(_Strict):
-    """A narrator voice: an eSpeak NG voice name (or a remote backend's name)."""
+VOICE_NAME = r"^\.?[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*\.?$"
+"""Letters, digits and ``_+.-``, never two dots in a row: a voice name can name
+no path (eSpeak looks voices and variants up as files of its data folder).
+Written without look-arounds, and unambiguous, so every regex engine checks it
+in linear time."""
 
-    name: str = Field("en", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-./]+$")
+
+class Voice(_Strict):
+    """A narrator voice: an eSpeak NG voice name (or a remote backend's name).
+
+    The API also checks it against the narrator's installed voices
+    (``GET /v1/voices``); the pattern holds wherever no such check runs (CLI)."""
+
+    name: str = Field(
+        "en",
+        min_length=1,
+        max_length=64,
+        pattern=VOICE_NAME,
+        description="A voice of `GET /v1/voices`, optionally with a variant: `en-US`, `en+f3`.",
+    )
     rate: int = Field(165, ge=80, le=400, description="Speaking rate in words per minute.")
     pitch: int = Field(50, ge=0, le=99, description="Base pitch, 0–99 (eSpeak scale).")
 
@@ -47,7 +66,7 @@ class SubtitleStyle(_Strict):
     enabled: bool = True
     burn_in: bool = True
     position: Literal["bottom", "top"] = "bottom"
-    size: float = Field(1.0, ge=0.5, le=2.0, description="Relative font size.")
+    size: float = Field(1.0, ge=0.5, le=2.0, allow_inf_nan=False, description="Relative font size.")
     color: str = Field("#ffffff", description="Text colour as #rrggbb.")
     box: bool = Field(True, description="Draw a translucent box behind the text.")
 
@@ -62,7 +81,7 @@ class SubtitleStyle(_Strict):
 class VisualStyle(_Strict):
     palette: Palette | list[str] = "ocean"
     motif: VisualMotif = "particles"
-    font_scale: float = Field(1.0, ge=0.5, le=2.0)
+    font_scale: float = Field(1.0, ge=0.5, le=2.0, allow_inf_nan=False)
 
     @field_validator("palette")
     @classmethod
@@ -80,7 +99,9 @@ class VisualStyle(_Strict):
 class UserMedia(_Strict):
     """A file the user supplies for one scene (image → Ken Burns, video → trimmed/looped)."""
 
-    scene: int = Field(ge=0, description="Zero-based index of the scene that shows it.")
+    scene: int = Field(
+        ge=0, le=MAX_SCENES - 1, description="Zero-based index of the scene that shows it."
+    )
     path: Path
     license: str = Field("user-supplied", max_length=200)
 
@@ -108,7 +129,11 @@ class ProductionRequest(_Strict):
     title: str | None = Field(None, max_length=120)
     language: str = Field("en", min_length=2, max_length=16, pattern=r"^[A-Za-z\-]+$")
     duration: float | None = Field(
-        None, ge=5, le=300, description="Target duration in seconds (default from the preset)."
+        None,
+        ge=5,
+        le=300,
+        allow_inf_nan=False,
+        description="Target duration in seconds (default from the preset).",
     )
     aspect: AspectRatio = "16:9"
     resolution: Resolution = "720p"
@@ -119,7 +144,9 @@ class ProductionRequest(_Strict):
     subtitles: SubtitleStyle = Field(default_factory=SubtitleStyle)
     media: list[UserMedia] = Field(default_factory=list, max_length=50)
     preset: PresetName = "brand_campaign"
-    budget: float | None = Field(None, gt=0, description="Spending cap in USD.")
+    budget: float | None = Field(
+        None, gt=0, le=MAX_BUDGET, allow_inf_nan=False, description="Spending cap in USD."
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     review: bool = False
     backends: dict[str, str] = Field(
@@ -179,14 +206,14 @@ STAGES: tuple[str, ...] = ("plan", "narrate", "visuals", "music", "montage", "qa
 
 
 class Scene(_Strict):
-    index: int = Field(ge=0)
+    index: int = Field(ge=0, le=MAX_SCENES - 1)
     narration: str = Field("", max_length=2000)
     visual: str = Field("", max_length=1000, description="What the scene shows.")
     on_screen_text: str = Field("", max_length=200)
-    duration: float = Field(gt=0.5, le=120)
+    duration: float = Field(gt=0.5, le=120, allow_inf_nan=False)
     camera: CameraMove = "static"
     transition: Transition = Field("crossfade", description="Transition into the next scene.")
-    transition_duration: float = Field(0.5, ge=0, le=2.0)
+    transition_duration: float = Field(0.5, ge=0, le=2.0, allow_inf_nan=False)
     kind: Literal["title", "content", "end"] = "content"
     media: UserMedia | None = None
     voice: Voice | None = Field(None, description="Overrides the production's voice here.")
@@ -204,9 +231,9 @@ class Scene(_Strict):
 
 class Storyboard(_Strict):
     title: str = Field(max_length=120)
-    language: str = "en"
-    scenes: Annotated[list[Scene], Field(min_length=1, max_length=100)]
-    seed: int = 0
+    language: str = Field("en", min_length=2, max_length=16, pattern=r"^[A-Za-z\-]+$")
+    scenes: Annotated[list[Scene], Field(min_length=1, max_length=MAX_SCENES)]
+    seed: int = Field(0, ge=0, le=2**31 - 1)
 
     @model_validator(mode="after")
     def _indices(self) -> Storyboard:

@@ -579,3 +579,16 @@ class EspeakNarrator:
                     )
                 )
         return found
+
+    def variants(self) -> list[str]:
+        """The timbre variants a voice name may add after ``+`` ("en+f3",
+        "de+klatt3"): the files of the data's ``voices/!v`` folder.  A digit
+        names a numbered one (``+3`` is ``m3``, ``+13`` is ``f3``).  eSpeak
+        silently ignores a variant it cannot find, so callers check names
+        against this list rather than rely on an error."""
+        with _lock:
+            folder = _get_engine().data_path / "voices" / "!v"
+        try:
+            return sorted(p.name for p in folder.iterdir() if p.is_file())
+        except OSError:
+            return []

@@ -1,0 +1,120 @@
+"""The catalog: what a request may choose (presets, narrator voices) and what
+it would cost, without submitting anything.
+
+`GET /v1/voices` is the list that submit, cost estimate, storyboard edits and
+re-renders check voices against (:mod:`aiprod.jobs.voices`); their 422
+`unknown_voice` points here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from aiprod.errors import Invalid, error_responses
+from aiprod.identity.deps import JobsRead
+from aiprod.jobs import checks, voices
+from aiprod.jobs.deps import Jobs
+from aiprod.jobs.schemas import EstimateResponse, PresetOut, VoiceList, VoiceOut
+from aiprod.jobs.service import JobService
+from aiprod.production import backends
+from aiprod.production.cost import BudgetExceeded, CostEstimate
+from aiprod.production.models import ProductionRequest
+from aiprod.production.presets import PRESETS
+
+catalog = APIRouter(prefix="/v1", tags=["catalog"])
+
+
+def _estimate(jobs: JobService, request: ProductionRequest) -> tuple[dict[str, Any], bool]:
+    try:
+        return jobs.estimate(request)
+    except BudgetExceeded:
+        raise
+    except ValueError as exc:  # e.g. a backend with no price for its unit
+        raise Invalid(f"cannot estimate this request: {exc}", "estimate_failed") from None
+
+
+@catalog.get(
+    "/presets",
+    summary="List presets",
+    response_model=list[PresetOut],
+    responses=error_responses(401),
+)
+async def list_presets(user: JobsRead) -> list[PresetOut]:
+    """Named bundles of defaults and caps a request picks with `preset`."""
+    return [
+        PresetOut(
+            name=p.name,
+            description=p.description,
+            default_duration=p.default_duration,
+            max_duration=p.max_duration,
+            max_scenes=p.max_scenes,
+            quality=p.quality,
+            resolutions=list(p.resolutions),
+        )
+        for p in PRESETS.values()
+    ]
+
+
+@catalog.post(
+    "/cost-estimate",
+    summary="Estimate cost without submitting",
+    response_model=EstimateResponse,
+    responses=error_responses(401, 413, 422),
+)
+async def cost_estimate(body: ProductionRequest, user: JobsRead, jobs: Jobs) -> EstimateResponse:
+    """The estimate and fast-track decision `POST /v1/productions` would make for
+    this body (budget downgrades applied; 422 `budget_exceeded` when nothing
+    fits; 422 as at submit for media, backends and voices).  Creates no job."""
+    await checks.production_request(body)
+    estimate, fast = _estimate(jobs, body)
+    return EstimateResponse(estimate=CostEstimate.model_validate(estimate), fast_track=fast)
+
+
+@catalog.get(
+    "/voices",
+    summary="List narrator voices",
+    response_model=VoiceList,
+    responses=error_responses(401, 422),
+)
+async def list_voices(
+    user: JobsRead,
+    backend: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="A narrator backend (`backends.narrate` of a request); default: "
+            "the default narrator.",
+        ),
+    ] = None,
+    language: Annotated[
+        str | None,
+        Query(
+            min_length=2,
+            max_length=16,
+            pattern=r"^[A-Za-z\-]+$",
+            description="Only voices of this language (`de` also lists `de-AT` …).",
+        ),
+    ] = None,
+) -> VoiceList:
+    """The voices `voice.name` may name (with a `+variant` of `variants`): what
+    submit, cost estimate, storyboard edits and re-renders accept."""
+    try:
+        found = await voices.installed(backend)
+    except backends.UnknownBackend as exc:
+        raise Invalid.at(["query", "backend"], str(exc), "unknown_backend") from None
+    items = [
+        VoiceOut(name=v.name, language=v.language, gender=v.gender, description=v.description)
+        for v in found.voices
+        if language is None or _same_language(v.language, language)
+    ]
+    return VoiceList(backend=found.backend, items=items, variants=list(found.variants))
+
+
+def _same_language(voice: str, wanted: str) -> bool:
+    voice, wanted = voice.lower(), wanted.lower()
+    return voice == wanted or voice.startswith(wanted + "-")
+
+
+__all__ = ["catalog"]

@@ -1,0 +1,64 @@
+"""What the API accepts beyond what the schema can say.
+
+The models in ``production.models`` check each field; these checks need the
+installation (registered backends, installed voices) or the job (its preset
+and budget), and they are the API's alone: the CLI may name local media
+files, a client of the server never may.
+"""
+
+from __future__ import annotations
+
+from aiprod.errors import Invalid
+from aiprod.jobs import voices
+from aiprod.jobs.schemas import RerenderRequest
+from aiprod.production import backends
+from aiprod.production.cost import PriceTable, fit_budget
+from aiprod.production.models import ProductionRequest, Storyboard
+from aiprod.production.presets import PRESETS
+
+
+async def production_request(request: ProductionRequest) -> None:
+    """A submitted (or estimated) request: the API never reads server paths
+    named by a client, backend names must exist here, and so must its voice."""
+    if request.media:
+        raise Invalid.at(
+            ["body", "media"],
+            "media files cannot be referenced over the API: the server would read "
+            "paths on its own disk.  Leave `media` empty; uploads will come later.",
+            "media_not_allowed",
+        )
+    for stage, name in request.backends.items():
+        try:
+            backends.check(stage, name)
+        except backends.UnknownBackend as exc:
+            raise Invalid.at(["body", "backends", stage], str(exc), "unknown_backend") from None
+    await voices.check_request(request)
+
+
+async def storyboard(request: ProductionRequest, sb: Storyboard, prices: PriceTable) -> None:
+    """An edited storyboard must fit the request's preset (scenes, duration)
+    and budget, and speak with installed voices."""
+    preset = PRESETS[request.preset]
+    if len(sb.scenes) > preset.max_scenes:
+        raise Invalid.at(
+            ["body", "scenes"],
+            f"{len(sb.scenes)} scenes exceed the {preset.name} preset's cap of {preset.max_scenes}",
+            "too_many_scenes",
+        )
+    if sb.duration > preset.max_duration:
+        raise Invalid.at(
+            ["body", "scenes"],
+            f"the storyboard runs {sb.duration:.1f}s, above the {preset.name} preset's cap "
+            f"of {preset.max_duration:g}s",
+            "too_long",
+        )
+    await voices.check_storyboard(request, sb)
+    fit_budget(request, prices, sb)  # BudgetExceeded → 422 budget_exceeded
+
+
+async def scene_changes(request: ProductionRequest, changes: RerenderRequest) -> None:
+    """A re-render's changes: a new voice must be installed."""
+    await voices.check(voices.narrator_name(request), [(["body", "voice"], changes.voice)])
+
+
+__all__ = ["production_request", "scene_changes", "storyboard"]

@@ -1,0 +1,61 @@
+"""FastAPI dependencies for the services the app's lifespan builds.
+
+Handlers declare what they use (``jobs: Jobs``) instead of reaching into
+``request.app.state``, so their signatures say what they touch and a test can
+override one service with ``app.dependency_overrides``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from aiprod.jobs.artifacts import Artifacts
+from aiprod.jobs.service import JobService
+from aiprod.settings import Settings
+from aiprod.storage.store import Storage
+
+
+def job_service(request: Request) -> JobService:
+    return cast(JobService, request.app.state.jobs)
+
+
+def app_settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.settings)
+
+
+def artifact_storage(request: Request) -> Storage:
+    return cast(Storage, request.app.state.storage)
+
+
+def artifact_service(
+    jobs: Annotated[JobService, Depends(job_service)],
+    storage: Annotated[Storage, Depends(artifact_storage)],
+) -> Artifacts:
+    return Artifacts(jobs, storage)
+
+
+def root_path(request: Request) -> str:
+    """The prefix the app is mounted under (links in answers start with it)."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+Jobs = Annotated[JobService, Depends(job_service)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+StorageDep = Annotated[Storage, Depends(artifact_storage)]
+ArtifactsDep = Annotated[Artifacts, Depends(artifact_service)]
+RootPath = Annotated[str, Depends(root_path)]
+
+__all__ = [
+    "ArtifactsDep",
+    "Jobs",
+    "RootPath",
+    "SettingsDep",
+    "StorageDep",
+    "app_settings",
+    "artifact_service",
+    "artifact_storage",
+    "job_service",
+    "root_path",
+]
