@@ -1,19 +1,14 @@
 """HTTP API fixtures: a real app (lifespan, migrations, storage) per test, on
-SQLite and on PostgreSQL, driven in-process through httpx's ASGI transport.
-
-PostgreSQL: one throwaway database per test session, created through the
-``test`` database (``AIPROD_TEST_PG_URL`` overrides where that is), emptied
-between tests and dropped at the end.  Unreachable → the PostgreSQL half is
-skipped, or fails when ``CI=true`` so CI cannot silently lose it.
+SQLite and on PostgreSQL (``database_url`` from tests/conftest.py), driven
+in-process through httpx's ASGI transport.  ``Api`` also holds the services,
+to set up state the way a worker would.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
+import hashlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,98 +17,26 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import text
 
-import aiprod.identity.models
-import aiprod.jobs.models  # noqa: F401  (register tables for TRUNCATE)
 from aiprod.api.app import create_app
-from aiprod.db.base import Base
 from aiprod.db.engine import Database
-from aiprod.db.migrate import upgrade_async
-from aiprod.identity import passwords
 from aiprod.identity.models import User
 from aiprod.identity.service import IdentityService
 from aiprod.jobs.service import JobService
 from aiprod.production.models import Storyboard
 from aiprod.settings import Settings
 from aiprod.storage.store import Storage
+from tests.conftest import base_settings, empty_postgres
 
-PG_ADMIN_URL = os.environ.get("AIPROD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PASSWORD = "correct horse battery"
 WORKER = "test-worker"
 
 
-# ----------------------------------------------------------------- database
-
-
-def _pg_unavailable(reason: str) -> None:
-    message = f"PostgreSQL at {PG_ADMIN_URL} is unreachable ({reason})"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; CI=true requires the PostgreSQL tests", pytrace=False)
-    pytest.skip(f"{message}; PostgreSQL tests skipped")
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh database for this session; its SQLAlchemy URL."""
-    try:
-        import asyncpg
-    except ImportError:
-        _pg_unavailable("asyncpg is not installed")
-    name = f"aiprod_api_{secrets.token_hex(6)}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    try:
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        _pg_unavailable(f"{type(exc).__name__}: {exc}")
-    server = PG_ADMIN_URL.removeprefix("postgresql://").rsplit("/", 1)[0]
-    try:
-        yield f"postgresql+asyncpg://{server}/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'api.db'}"
-    url: str = request.getfixturevalue("pg_database")
-    return url
-
-
 async def _empty(url: str) -> None:
-    """PostgreSQL's database outlives a test: start each one with no rows (before
-    the app starts, so an embedded worker's first heartbeat is not wiped)."""
-    if not url.startswith("postgresql"):
-        return
-    await upgrade_async(url)
-    db = Database(url)
-    try:
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        async with db.transaction() as s:
-            await s.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    finally:
-        await db.dispose()
-
-
-# -------------------------------------------------------------------- speed
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2 at production cost takes ~0.3 s a hash on this machine; these tests
-    exercise the HTTP layer, not the KDF, so they use minimal parameters."""
-    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
-    monkeypatch.setattr(passwords, "_hasher", cheap)
+    """PostgreSQL's database outlives a test: start each app with no rows (before
+    it starts, so an embedded worker's first heartbeat is not wiped)."""
+    if url.startswith("postgresql"):
+        await empty_postgres(url)
 
 
 # ---------------------------------------------------------------------- app
@@ -121,12 +44,9 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def api_settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
-        _env_file=None,
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        secret_key="test-signing-key-" + "x" * 32,
-        workers=0,
+    return base_settings(
+        tmp_path,
+        database_url,
         max_body_bytes=64 * 1024,
         page_size_max=50,
         api_key_rotation_check_seconds=0,  # tests run rotation explicitly
@@ -241,8 +161,6 @@ class Api:
 
 
 def _sha256(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 

@@ -3,9 +3,12 @@
 * ``live`` runs the real app under uvicorn on a free port inside the test's
   event loop (lifespan, migrations, bus, webhook dispatcher), so tests talk
   to it with real WebSocket/HTTP clients and can still reach its services.
-* ``redis_url`` is the shared Redis at 127.0.0.1:6379 (skipped when it is
-  unreachable, a failure under ``CI=true``); tests use their own channel.
+* ``redis_url`` (tests/conftest.py) is the shared Redis; tests use their own
+  channel (``make_settings`` draws one).
 * ``RedisServer`` starts a private ``redis-server`` for tests that kill it.
+
+Databases (``database_url``), password hashing and ``free_port`` come from
+tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -13,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -27,58 +28,30 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
-from tests.api.conftest import _empty, pg_database  # noqa: F401  (fixture)
+from tests.api.conftest import _empty
+from tests.conftest import (  # noqa: F401  (names the tests import from here)
+    REDIS_URL,
+    base_settings,
+    copy_sqlite,
+    free_port,
+    in_ci,
+    unavailable,
+)
+from tests.conftest import redis_ping as _redis_ping
 from websockets.asyncio.client import ClientConnection, connect
 
 from aiprod.api.app import create_app
 from aiprod.events.bus import EventBus
-from aiprod.identity import passwords
 from aiprod.identity.models import User
 from aiprod.identity.service import IdentityService
 from aiprod.jobs.service import JobService
 from aiprod.settings import Settings
 
 PASSWORD = "correct horse battery"
-REDIS_URL = os.environ.get("AIPROD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 WORKER = "test-worker"
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # ------------------------------------------------------------------ redis
-
-
-def _redis_ping(url: str) -> str | None:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        client.ping()
-        client.close()
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    problem = _redis_ping(REDIS_URL)
-    if problem is not None:
-        message = f"Redis at {REDIS_URL} is unreachable ({problem})"
-        if in_ci():
-            pytest.fail(f"{message}; CI=true requires the Redis tests", pytrace=False)
-        pytest.skip(f"{message}; Redis tests skipped")
-    return REDIS_URL
 
 
 class RedisServer:
@@ -87,10 +60,7 @@ class RedisServer:
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            message = "redis-server is not installed"
-            if in_ci():
-                pytest.fail(f"{message}; CI=true requires the Redis tests", pytrace=False)
-            pytest.skip(message)
+            unavailable("redis-server is not installed")
         self.binary = binary
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -143,32 +113,15 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 # ------------------------------------------------------------ databases
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
-    url: str = request.getfixturevalue("pg_database")
-    return url
-
-
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
-    monkeypatch.setattr(passwords, "_hasher", cheap)
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """SQLite only (``database_url`` gives both): an empty database at head."""
+    return copy_sqlite(sqlite_template, tmp_path / "events.db")
 
 
 def make_settings(tmp_path: Path, database_url: str, **changes: Any) -> Settings:
     base: dict[str, Any] = {
-        "data_dir": tmp_path / "data",
-        "database_url": database_url,
         "storage_url": str(tmp_path / "store"),
-        "secret_key": "test-signing-key-" + "x" * 32,
-        "workers": 0,
         "events_channel": f"aiprod:test:{uuid.uuid4().hex[:12]}",
         "events_poll_seconds": 0.05,
         "events_reconcile_seconds": 0.5,
@@ -178,7 +131,7 @@ def make_settings(tmp_path: Path, database_url: str, **changes: Any) -> Settings
         "webhook_allow_private_networks": True,
     }
     base.update(changes)
-    return Settings(_env_file=None, **base)  # type: ignore[call-arg]
+    return base_settings(tmp_path, database_url, **base)
 
 
 # ------------------------------------------------------------ live server

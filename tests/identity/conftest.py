@@ -1,5 +1,6 @@
-"""Identity tests: the real app on SQLite and PostgreSQL (fixtures from tests/api),
-plus helpers for tokens, API keys and the audit log."""
+"""Identity tests: the real app on SQLite and PostgreSQL (the ``api`` fixtures
+from tests/api, databases from tests/conftest.py), plus helpers for tokens,
+API keys and the audit log."""
 
 from __future__ import annotations
 
@@ -8,14 +9,11 @@ from typing import Any
 from sqlalchemy import select
 
 from aiprod.identity.models import AuditEvent
-from tests.api.conftest import (  # noqa: F401  (fixtures)
+from tests.api.conftest import (  # noqa: F401  (fixtures, and names the tests import)
     PASSWORD,
     Api,
-    _cheap_password_hashing,
     api,
     api_settings,
-    database_url,
-    pg_database,
     running,
 )
 

@@ -1,13 +1,5 @@
-"""Fixtures for the job platform: every database test runs on SQLite and PostgreSQL.
-
-PostgreSQL: the server CI provides (``postgresql://postgres@127.0.0.1:5432/test``,
-trust auth; ``TEST_PG_DSN`` overrides it) gets one throwaway database per test
-session, ``test_<random>``, so that other test files or concurrent test runs
-sharing the server never see our rows; it is dropped at the end.  Each test
-starts from an empty schema: the fixture ends stray connections, migrates down
-to base and up to head.  When the server cannot be reached the PostgreSQL half
-of each test is skipped with the reason, except under ``CI=true``, where that
-is a failure: CI must test both databases.
+"""Fixtures for the job platform: every database test runs on SQLite and
+PostgreSQL (``db_url``, an empty database at head, from tests/conftest.py).
 
 The helpers at the bottom (requests, waiting with a bounded timeout that prints
 the job's event log) are shared by the job tests and the migration tests.
@@ -17,20 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import update
-from sqlalchemy.engine import make_url
 
-from aiprod.db import migrate
 from aiprod.db.base import utcnow
 from aiprod.db.engine import Database
 from aiprod.identity import passwords
@@ -40,8 +29,12 @@ from aiprod.jobs.service import JobService
 from aiprod.production.models import ProductionRequest
 from aiprod.settings import Settings
 from aiprod.storage.store import Storage
+from tests.conftest import (  # noqa: F401  (fixtures other test modules import from here)
+    base_settings,
+    db_url,
+    pg_database,
+)
 
-PG_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 PASSWORD = "correct horse battery staple"
 
 # Short scripts keep every render at a couple of seconds on a shared machine.
@@ -51,70 +44,12 @@ LONG_SCRIPT = (  # ~7.5 s: a longer render gives the crash test time to kill mid
 )
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-async def _pg_admin(sql: str, *args: Any) -> None:
-    import asyncpg
-
-    conn = await asyncio.wait_for(asyncpg.connect(PG_DSN), timeout=5)
-    try:
-        await conn.execute(sql, *args)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this session; yields its SQLAlchemy URL."""
-    name = f"test_{secrets.token_hex(6)}"
-    try:
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # no driver, no server, no permission: all mean the same
-        reason = f"PostgreSQL is not reachable at {PG_DSN}: {type(exc).__name__}: {exc}"
-        if _in_ci():
-            pytest.fail(f"{reason} (CI=true: PostgreSQL tests are required)")
-        pytest.skip(reason)
-    url = make_url(PG_DSN).set(drivername="postgresql+asyncpg", database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def reset_postgres(url: str) -> None:
-    """Empty schema at head: end connections a previous test leaked (a killed
-    worker's, say) so that they cannot hold locks, then migrate down and up."""
-    name = make_url(url).database
-    asyncio.run(
-        _pg_admin(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = $1 AND pid <> pg_backend_pid()",
-            name,
-        )
-    )
-    migrate.downgrade(url, "base")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty database at the head revision, on each backend."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'aiprod.db'}"
-    else:
-        url = request.getfixturevalue("pg_database")
-        reset_postgres(url)
-    migrate.upgrade(url)
-    return url
-
-
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
+def settings(tmp_path: Path, db_url: str) -> Settings:  # noqa: F811
     """Fast leases and polls so that the lifecycle plays out in seconds."""
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=db_url,
+    return base_settings(
+        tmp_path,
+        db_url,
         storage_url=str(tmp_path / "store"),
         lease_seconds=2,
         heartbeat_seconds=0.2,
@@ -126,7 +61,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 
 
 @pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
+async def db(db_url: str) -> AsyncIterator[Database]:  # noqa: F811
     database = Database(db_url)
     try:
         yield database
