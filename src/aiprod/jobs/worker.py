@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -36,14 +35,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from aiprod.db.engine import Database
+from aiprod.jobs.artifacts import artifact_key
+from aiprod.jobs.checkpoints import CheckpointFiles
 from aiprod.jobs.models import Job
 from aiprod.jobs.service import EventHook, JobService, LeaseLost
-from aiprod.production.cache import file_digest
-from aiprod.production.models import STAGES, ProductionRequest, Storyboard
+from aiprod.production.models import ProductionRequest, Storyboard
 from aiprod.production.pipeline import (
     Cancelled,
     Pipeline,
@@ -52,7 +52,7 @@ from aiprod.production.pipeline import (
     QAFailed,
 )
 from aiprod.settings import Settings
-from aiprod.storage.store import ArtifactNotFound, Storage
+from aiprod.storage.store import Storage
 
 log = logging.getLogger("aiprod.worker")
 
@@ -63,13 +63,6 @@ PROGRESS_INTERVAL = 1.0
 """Seconds between two ``stage.progress`` events of a job: enough for a progress
 bar, few enough that the event log stays readable and the database idle."""
 
-TRANSFER_CONCURRENCY = 8
-"""Uploads or downloads in flight per job (object stores reward parallelism)."""
-
-STORYBOARD_STAGES = frozenset({"plan", "narrate"})
-"""Stages after which storyboard.json is the production's current plan: it is
-copied into the job row so that edits and re-renders work from the database."""
-
 MAX_CLAIM_BACKOFF = 30.0
 
 
@@ -77,22 +70,6 @@ def make_worker_id() -> str:
     """``host:pid:random``: readable in the jobs table, unique across restarts."""
     host = (socket.gethostname() or "host")[:40]
     return f"{host}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def artifact_key(job_id: uuid.UUID, name: str) -> str:
-    """Where an output file of a job lives in storage (the API reads it from here)."""
-    return f"jobs/{job_id}/{name}"
-
-
-def _safe_name(name: str) -> bool:
-    """Checkpoint names come from the database; never let one point outside the
-    scratch folder."""
-    p = PurePosixPath(name)
-    return bool(name) and not p.is_absolute() and ".." not in p.parts and "\\" not in name
-
-
-def _digest_and_size(path: Path) -> tuple[str, int]:
-    return file_digest(path), path.stat().st_size
 
 
 def _fresh_dir(path: Path) -> None:
@@ -162,6 +139,7 @@ class Worker:
         self.concurrency = max(1, settings.workers if concurrency is None else concurrency)
         self.service = JobService(db, settings, on_event)
         self.worker_id = make_worker_id()
+        self.checkpoints = CheckpointFiles(self.service, storage, self.worker_id)
         self.hostname = socket.gethostname() or "host"
         self.pid = os.getpid()
         self._runs: dict[uuid.UUID, _Run] = {}
@@ -530,101 +508,19 @@ class Worker:
         future.result()
 
     async def _checkpoint(self, run: _Run, stage: str, files: Sequence[Path]) -> None:
-        limit = asyncio.Semaphore(TRANSFER_CONCURRENCY)
-
-        async def upload(rel: Path) -> dict[str, Any]:
-            name = rel.as_posix()
-            path = run.outdir / rel
-            key = artifact_key(run.job_id, name)
-            async with limit:
-                digest, size = await asyncio.to_thread(_digest_and_size, path)
-                await self.storage.put_file(key, path)
-            return {"name": name, "key": key, "sha256": digest, "bytes": size}
-
-        artifacts = list(await asyncio.gather(*(upload(f) for f in files)))
-        storyboard = None
-        if stage in STORYBOARD_STAGES:
-            text = await asyncio.to_thread((run.outdir / "storyboard.json").read_text)
-            storyboard = json.loads(text)
-        await self.service.save_checkpoint(
-            run.job_id, self.worker_id, stage, artifacts, storyboard=storyboard
-        )
+        artifacts = await self.checkpoints.save(run.job_id, run.outdir, stage, files)
         run.stage_names[stage] = [a["name"] for a in artifacts]
         for a in artifacts:
             run.artifacts[a["name"]] = a
         log.debug("job %s: %s checkpointed (%d files)", run.job_id, stage, len(artifacts))
 
     async def _restore(self, run: _Run, redo_from: str | None) -> set[str]:
-        """Download the checkpointed stages into the scratch folder and write
-        ``work/state.json``.  Returns the stages that have a checkpoint row.
-
-        Only an unbroken run of stages from the start counts as done, and it
-        ends before `redo_from`, the stage the last attempt failed in: a QA
-        failure is checkpointed (its report is an output), yet a retry must
-        check again rather than replay the stored verdict.  A stage
-        whose stored files are missing or do not match their recorded hash is
-        redone (with the stage cache that is cheap), and so is every stage after
-        it; storage that cannot be reached at all is an error (retried later).
-        A later stage may rewrite an earlier stage's file (narrate rewrites
-        storyboard.json), so each name is fetched in its latest version.
-        """
-        rows = {c.stage: c.artifacts for c in await self.service.checkpoints(run.job_id)}
-        prefix: list[str] = []
-        for stage in STAGES:
-            if stage not in rows or stage == redo_from:
-                break
-            prefix.append(stage)
-        latest: dict[str, int] = {}
-        for i, stage in enumerate(prefix):
-            for a in rows[stage]:
-                latest[str(a.get("name", ""))] = i
-        limit = asyncio.Semaphore(TRANSFER_CONCURRENCY)
-
-        async def fetch(a: dict[str, Any]) -> bool:
-            name = str(a.get("name", ""))
-            if not _safe_name(name):
-                return False
-            path = run.outdir / name
-            async with limit:
-                try:
-                    await self.storage.get_to_file(str(a["key"]), path)
-                except ArtifactNotFound:
-                    return False
-                digest = await asyncio.to_thread(file_digest, path)
-            if digest != a.get("sha256"):
-                return False
-            run.artifacts[name] = a
-            return True
-
-        done: list[str] = []
-        for i, stage in enumerate(prefix):
-            mine = [a for a in rows[stage] if latest.get(str(a.get("name", ""))) == i]
-            if not all(await asyncio.gather(*(fetch(a) for a in mine))):
-                log.warning(
-                    "job %s: stored files of the %s checkpoint are missing or altered; "
-                    "redoing it and the stages after it",
-                    run.job_id,
-                    stage,
-                )
-                break
-            done.append(stage)
-        # A stage whose files a broken later stage was to bring is not complete.
-        while done and not all(
-            _safe_name(str(a.get("name", ""))) and (run.outdir / str(a["name"])).is_file()
-            for a in rows[done[-1]]
-        ):
-            done.pop()
-        for name in list(run.artifacts):
-            if latest.get(name, len(done)) >= len(done):
-                del run.artifacts[name]
-        for stage in done:
-            run.stage_names[stage] = [str(a["name"]) for a in rows[stage]]
-        state = run.outdir / "work" / "state.json"
-        state.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(state.write_text, json.dumps({"done": done}))
-        if done:
-            log.info("job %s: resuming after %s", run.job_id, done[-1])
-        return set(rows)
+        """Bring the checkpointed stages back into the scratch folder (see
+        :meth:`CheckpointFiles.restore`); the stages that have a checkpoint row."""
+        restored = await self.checkpoints.restore(run.job_id, run.outdir, redo_from)
+        run.artifacts.update(restored.artifacts)
+        run.stage_names.update(restored.stage_names)
+        return restored.stages
 
 
 __all__ = ["Worker", "artifact_key", "make_worker_id"]
