@@ -9,7 +9,8 @@ Why it is built this way:
   next stage starts: ``on_stage_done`` blocks the pipeline thread until the
   checkpoint is committed.  A worker that dies loses at most the stage it was
   in; the next one downloads the checkpoints into a fresh scratch folder,
-  writes ``work/state.json`` and the pipeline carries on after the last one.
+  writes ``work/state.json`` and the pipeline carries on after the last one
+  (the transfers and the checkpoint rows: :mod:`aiprod.jobs.checkpoints`).
 * Cancellation, a lost lease and shutdown all reach the pipeline the same way,
   through a ``threading.Event`` that its ``should_cancel`` reads at every
   progress step.  What happens afterwards depends on *why* it was set: a user's
