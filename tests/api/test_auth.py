@@ -161,9 +161,9 @@ BAD_TOKENS = [
 async def test_bad_access_tokens_are_refused(api: Api, kind: str) -> None:
     user = await api.user()
     tokens = await api.login(user.email)
-    key = api.identity.key
+    key = api.identity.signing_keys.current
     sid = str(tokens["session_id"])
-    kid = {"kid": api.identity.keyring.current_kid}  # so only the attack itself can fail
+    kid = {"kid": api.identity.signing_keys.current_kid}  # so only the attack itself can fail
 
     def sign(claims: dict[str, Any], secret: str = key) -> str:
         return jwt.encode(claims, secret, "HS256", headers=kid)

@@ -13,10 +13,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from aiprod.identity import apikeys, passwords
-from aiprod.identity.keys import KeyRotated
+from aiprod.identity import passwords
+from aiprod.identity.api_keys import format as key_format
+from aiprod.identity.api_keys.rotation import RotationTask
+from aiprod.identity.api_keys.service import KeyRotated
 from aiprod.identity.models import ApiKey, User
-from aiprod.identity.rotation import RotationTask
 from aiprod.identity.tokens import secret_from_file
 from tests.identity.conftest import Api, audit, bearer, make_key, me_status
 
@@ -41,20 +42,20 @@ async def _expire(api: Api, key_id: str) -> None:
 
 
 def test_key_format_and_checksum() -> None:
-    key = apikeys.generate()
-    assert key.startswith("aipk_") and len(key) == apikeys.LENGTH == 41
-    assert apikeys.well_formed(key)
+    key = key_format.generate()
+    assert key.startswith("aipk_") and len(key) == key_format.LENGTH == 41
+    assert key_format.well_formed(key)
     typo = key[:10] + ("A" if key[10] != "A" else "B") + key[11:]
-    assert not apikeys.well_formed(typo)
-    assert not apikeys.well_formed(key + "x")
-    assert not apikeys.well_formed("aipk_" + "!" * 36)
-    assert len({apikeys.generate() for _ in range(200)}) == 200
+    assert not key_format.well_formed(typo)
+    assert not key_format.well_formed(key + "x")
+    assert not key_format.well_formed("aipk_" + "!" * 36)
+    assert len({key_format.generate() for _ in range(200)}) == 200
 
 
 async def test_created_key_is_shown_once_and_stored_as_hmac(api: Api) -> None:
     user, headers = await api.account()
     key, secret = await make_key(api, headers, name="ci", expires_in_days=30)
-    assert apikeys.well_formed(secret)
+    assert key_format.well_formed(secret)
     assert key["prefix"] == secret[:13] and key["status"] == "active"
     assert key["scopes"] == sorted(
         [
@@ -108,7 +109,7 @@ async def test_malformed_keys_are_refused(api: Api, token: str) -> None:
 
 
 async def test_unknown_well_formed_key_is_refused(api: Api) -> None:
-    r = await api.client.get("/v1/me", headers=bearer(apikeys.generate()))
+    r = await api.client.get("/v1/me", headers=bearer(key_format.generate()))
     assert r.status_code == 401 and r.json()["error"]["message"] == "invalid API key"
 
 
@@ -295,7 +296,7 @@ async def test_admin_rotates_due_keys_and_owners_claim_them(api: Api) -> None:
     async def listener(n: KeyRotated) -> None:
         notices.append(n)
 
-    api.identity.keys.listeners.append(listener)
+    api.identity.api_keys.listeners.append(listener)
     old, old_secret = await make_key(api, headers)
     fresh, _ = await make_key(api, headers)
     await _age(api, old["id"], 31)
@@ -340,7 +341,7 @@ async def test_the_periodic_task_rotates_old_keys(api: Api) -> None:
         notices.append(n)
         done.set()
 
-    api.identity.keys.listeners.append(listener)
+    api.identity.api_keys.listeners.append(listener)
     task = RotationTask(api.identity, period=3600)
     try:
         await asyncio.wait_for(done.wait(), timeout=30)

@@ -51,8 +51,8 @@ def test_secret_files_must_be_private(tmp_path: Path) -> None:
 
 def test_key_ids_are_stable_and_distinct() -> None:
     a, b = "a" * 40, "b" * 40
-    assert tokens.key_id(a) == tokens.key_id(a) != tokens.key_id(b)
-    assert a not in tokens.key_id(a)
+    assert tokens.signing_key_id(a) == tokens.signing_key_id(a) != tokens.signing_key_id(b)
+    assert a not in tokens.signing_key_id(a)
 
 
 def test_existing_refresh_tokens_become_sessions(db_url: str, tmp_path: Path) -> None:  # noqa: F811
@@ -112,7 +112,7 @@ def test_existing_refresh_tokens_become_sessions(db_url: str, tmp_path: Path) ->
             assert set(sessions) == {live, dead}
             assert sessions[live].revoked_at is None and sessions[live].user_id == user_id
             assert sessions[dead].revoked_reason == "migrated"
-            pair = await IdentityService(db, settings).refresh(refresh, AuditContext())
+            pair = await IdentityService(db, settings).sessions.refresh(refresh, AuditContext())
             assert pair.session_id == live
         finally:
             await db.dispose()

@@ -21,14 +21,13 @@ from sqlalchemy import update
 
 from aiprod.identity.deps import check_routes
 from aiprod.identity.models import User
-from aiprod.identity.permissions import PERMISSIONS
+from aiprod.identity.permissions import PERMISSIONS, ROLES
 from tests.api.test_access import SAMPLE_BODIES
 from tests.identity.conftest import PASSWORD, Api, audit, bearer, make_key
 
 AUTH = "authenticated"
 SESSION = "authenticated (login session)"
 PUBLIC = "public"
-ROLES = ("admin", "user", "viewer", "service")
 
 # (method, path) → what it needs.  Routes of this project only.
 EXPECTED = {
@@ -66,6 +65,7 @@ EXPECTED = {
     ("GET", "/v1/productions/{production_id}/artifacts/{name}"): "results:read",
     ("GET", "/v1/presets"): "jobs:read",
     ("POST", "/v1/cost-estimate"): "jobs:read",
+    ("GET", "/v1/voices"): "jobs:read",
     ("POST", "/v1/webhooks"): "webhooks:write",
     ("GET", "/v1/webhooks"): "webhooks:read",
     ("GET", "/v1/webhooks/{webhook_id}"): "webhooks:read",

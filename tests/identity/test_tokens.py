@@ -44,7 +44,7 @@ async def test_access_token_claims(api: Api) -> None:
     t = await api.login(user.email)
     header = jwt.get_unverified_header(t["access_token"])
     assert header["alg"] == "HS256"
-    assert header["kid"] == api.identity.keyring.current_kid
+    assert header["kid"] == api.identity.signing_keys.current_kid
     claims = jwt.decode(t["access_token"], options={"verify_signature": False})
     assert claims["aud"] == api.settings.jwt_audience
     assert claims["iss"] == api.settings.jwt_issuer
@@ -65,16 +65,19 @@ async def test_alg_none_is_refused(api: Api) -> None:
     user = await api.user()
     t = await api.login(user.email)
     claims = _claims(api, t["access_token"])
-    header = {"alg": "none", "typ": "JWT", "kid": api.identity.keyring.current_kid}
+    header = {"alg": "none", "typ": "JWT", "kid": api.identity.signing_keys.current_kid}
     await _refused(api, f"{_b64(header)}.{_b64(claims)}.", "alg value is not allowed")
 
 
 async def test_wrong_audience_is_refused(api: Api) -> None:
     user = await api.user()
     t = await api.login(user.email)
-    kid = {"kid": api.identity.keyring.current_kid}
+    kid = {"kid": api.identity.signing_keys.current_kid}
     token = jwt.encode(
-        _claims(api, t["access_token"], aud="another-api"), api.identity.key, "HS256", kid
+        _claims(api, t["access_token"], aud="another-api"),
+        api.identity.signing_keys.current,
+        "HS256",
+        kid,
     )
     await _refused(api, token, "audience")
 
@@ -84,16 +87,20 @@ async def test_expired_token_is_refused(api: Api) -> None:
     t = await api.login(user.email)
     past = int((datetime.now(UTC) - timedelta(hours=1)).timestamp())
     claims = _claims(api, t["access_token"], iat=past, nbf=past, exp=past + 900)
-    kid = {"kid": api.identity.keyring.current_kid}
-    await _refused(api, jwt.encode(claims, api.identity.key, "HS256", kid), "expired")
+    kid = {"kid": api.identity.signing_keys.current_kid}
+    await _refused(
+        api, jwt.encode(claims, api.identity.signing_keys.current, "HS256", kid), "expired"
+    )
 
 
 async def test_unknown_or_missing_kid_is_refused(api: Api) -> None:
     user = await api.user()
     t = await api.login(user.email)
     claims = _claims(api, t["access_token"])
-    await _refused(api, jwt.encode(claims, api.identity.key, "HS256"), "unknown signing key")
-    other = jwt.encode(claims, api.identity.key, "HS256", {"kid": "not-ours"})
+    await _refused(
+        api, jwt.encode(claims, api.identity.signing_keys.current, "HS256"), "unknown signing key"
+    )
+    other = jwt.encode(claims, api.identity.signing_keys.current, "HS256", {"kid": "not-ours"})
     await _refused(api, other, "unknown signing key")
 
 
@@ -111,7 +118,7 @@ async def test_rs256_token_with_our_kid_is_refused(api: Api) -> None:
         _claims(api, t["access_token"]),
         pem,
         "RS256",
-        {"kid": api.identity.keyring.current_kid},
+        {"kid": api.identity.signing_keys.current_kid},
     )
     await _refused(api, token, "alg value is not allowed")
 
@@ -300,7 +307,7 @@ async def test_signing_key_rotates_without_logging_anyone_out(api_settings: Sett
         assert await me_status(second, bearer(t["access_token"])) == 200  # old kid verifies
         fresh = await second.login(user.email)
         header = jwt.get_unverified_header(fresh["access_token"])
-        assert header["kid"] == tokens.key_id(new_key) != tokens.key_id(old_key)
+        assert header["kid"] == tokens.signing_key_id(new_key) != tokens.signing_key_id(old_key)
         r = await second.client.post("/v1/auth/refresh", json={"refresh_token": t["refresh_token"]})
         assert r.status_code == 200  # refresh tokens do not depend on the signing key
     retired = api_settings.model_copy(update={"secret_key": new_key, "previous_secret_keys": []})

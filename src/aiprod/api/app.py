@@ -26,8 +26,8 @@ from aiprod.events import websocket as event_websocket
 from aiprod.events.runtime import EventsRuntime
 from aiprod.events.webhooks import endpoints as webhook_endpoints
 from aiprod.identity import endpoints as identity_endpoints
+from aiprod.identity.api_keys.rotation import RotationTask
 from aiprod.identity.deps import check_routes
-from aiprod.identity.rotation import RotationTask
 from aiprod.identity.service import IdentityService
 from aiprod.jobs import endpoints as job_endpoints
 from aiprod.jobs.service import EventHook, JobService

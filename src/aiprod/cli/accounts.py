@@ -42,7 +42,7 @@ def users_create(
     import sys
 
     from aiprod.identity import passwords
-    from aiprod.identity.models import ROLES
+    from aiprod.identity.permissions import ROLES
 
     if admin and role not in (None, "admin"):
         raise fail(f"--admin contradicts --role {role}")
@@ -70,8 +70,9 @@ def users_create(
 
 async def _create_user(settings: Settings, email: str, password: str, role: str) -> str:
     from aiprod.db.engine import Database
-    from aiprod.identity.service import IdentityService, UserExists
+    from aiprod.identity.service import IdentityService
     from aiprod.identity.tokens import InsecureConfiguration
+    from aiprod.identity.users import UserExists
 
     db = Database(settings.sqlalchemy_url)
     try:
@@ -150,7 +151,11 @@ async def _audit_verify(settings: Settings, anchor: tuple[int, str] | None) -> d
 def keys_rotate_due(
     max_age_days: Annotated[
         float | None,
-        typer.Option(min=0.0, help="Rotate keys older than this (default: the setting, 30)."),
+        typer.Option(
+            min=0.0,
+            max=3650.0,  # schemas.MAX_AGE_DAYS, as POST /v1/admin/keys/rotate takes
+            help="Rotate keys older than this, in days (default: the setting, 30).",
+        ),
     ] = None,
 ) -> None:
     """Rotate every API key older than the limit (what the API's periodic task
@@ -174,7 +179,7 @@ async def _rotate_due(settings: Settings, max_age_days: float | None) -> list[st
     db = Database(settings.sqlalchemy_url)
     try:
         identity = IdentityService(db, settings)
-        done = await identity.keys.rotate_due(
+        done = await identity.api_keys.rotate_due(
             AuditContext(actor="cli"), max_age_days or None, by="admin"
         )
     except InsecureConfiguration as exc:

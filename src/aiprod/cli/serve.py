@@ -113,8 +113,9 @@ def _tune_gc() -> None:
 async def _ensure_admin(settings: Settings, email: str) -> str | None:
     """The first admin's one-time password, or None when an admin exists."""
     from aiprod.db.engine import Database
-    from aiprod.identity.service import IdentityService, UserExists
+    from aiprod.identity.service import IdentityService
     from aiprod.identity.tokens import InsecureConfiguration
+    from aiprod.identity.users import UserExists
 
     db = Database(settings.sqlalchemy_url)
     try:

@@ -25,12 +25,8 @@ from aiprod.db.base import utcnow
 from aiprod.db.engine import Database
 from aiprod.errors import AuthError
 from aiprod.events.models import StreamTicket
-from aiprod.identity.deps import (
-    PERMISSIONS,
-    Principal,
-    has_permission,
-    principal_from_token,
-)
+from aiprod.identity.deps import principal_from_token
+from aiprod.identity.permissions import PERMISSIONS, Principal, has_permission
 from aiprod.identity.service import IdentityService
 
 TICKET_PREFIX = "wst_"

@@ -12,8 +12,8 @@ from aiprod.errors import AuthError, Forbidden
 from aiprod.events import auth
 from aiprod.events.webhooks.delivery import WebhookDispatcher
 from aiprod.events.webhooks.service import WebhookService
-from aiprod.identity.deps import Principal
 from aiprod.identity.deps import _unauthorized as unauthorized
+from aiprod.identity.permissions import Principal
 from aiprod.settings import Settings
 
 _bearer = HTTPBearer(

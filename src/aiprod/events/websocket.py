@@ -34,7 +34,7 @@ from aiprod.events.schemas import (
     Subscribed,
 )
 from aiprod.events.stream import EventStream
-from aiprod.identity.deps import Principal
+from aiprod.identity.permissions import Principal
 from aiprod.settings import Settings
 
 log = logging.getLogger("aiprod.events.ws")

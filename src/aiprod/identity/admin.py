@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -13,6 +12,7 @@ from aiprod.identity.audit import AuditFilter
 from aiprod.identity.deps import Identity, audit_context, require
 from aiprod.identity.permissions import Principal
 from aiprod.identity.schemas import (
+    MAX_SEQ,
     AuditEventOut,
     AuditPage,
     AuditVerification,
@@ -22,14 +22,11 @@ from aiprod.identity.schemas import (
     UserOut,
     UserPage,
     UserPatch,
+    UTCTime,
 )
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 UserId = Annotated[uuid.UUID, Path(description="The user's id.")]
-
-
-def _utc(t: datetime | None) -> datetime | None:
-    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
 
 
 AdminUsers = Annotated[Principal, require("admin:users")]
@@ -51,7 +48,7 @@ async def list_users(
     role: Annotated[Literal["admin", "user", "viewer", "service"] | None, Query()] = None,
 ) -> UserPage:
     """Every account, by email."""
-    rows = await identity.list_users(limit + 1, after, role)
+    rows = await identity.users.list_users(limit + 1, after, role)
     page = rows[:limit]
     return UserPage(
         items=[UserOut.from_user(u) for u in page],
@@ -66,7 +63,7 @@ async def list_users(
     responses=error_responses(401, 403, 404, 422),
 )
 async def get_user(user_id: UserId, principal: AdminUsers, identity: Identity) -> UserOut:
-    user = await identity.get_user(user_id)
+    user = await identity.users.get_user(user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found")
     return UserOut.from_user(user)
@@ -85,7 +82,7 @@ async def update_user(
     `is_active: false` disables the account and revokes its sessions at once
     (its API keys are refused while it is disabled).  Leaving no active admin
     answers 409 `last_admin`."""
-    user = await identity.update_user(
+    user = await identity.users.update_user(
         principal, user_id, audit_context(request), role=body.role, is_active=body.is_active
     )
     return UserOut.from_user(user)
@@ -104,7 +101,7 @@ async def rotate_due_keys(
     (default AIPROD_API_KEY_ROTATE_AFTER_DAYS, 30) gets a pending next version
     whose secret its owner claims; the old version works for the grace
     period.  Owners are notified (`api_key.rotated`)."""
-    done = await identity.keys.rotate_due(
+    done = await identity.api_keys.rotate_due(
         audit_context(request, principal), body.max_age_days, by="admin"
     )
     return RotateDueResult(rotated=[KeyRotationOut.from_notice(n) for n in done])
@@ -127,14 +124,13 @@ async def audit_log(
     actor_id: Annotated[uuid.UUID | None, Query()] = None,
     subject_id: Annotated[str | None, Query(max_length=64)] = None,
     ip: Annotated[str | None, Query(max_length=64)] = None,
-    since: Annotated[datetime | None, Query(description="From this time (UTC).")] = None,
-    until: Annotated[datetime | None, Query(description="Before this time (UTC).")] = None,
-    before: Annotated[int | None, Query(ge=1, description="`next_before`.")] = None,
+    since: Annotated[UTCTime | None, Query(description="From this time (UTC).")] = None,
+    until: Annotated[UTCTime | None, Query(description="Before this time (UTC).")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_SEQ, description="`next_before`.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     """Security events, newest first, with who, whom, from where, when (UTC)
     and the outcome.  Times without a zone are taken as UTC."""
-    since, until = _utc(since), _utc(until)
     f = AuditFilter(
         event=event,
         outcome=outcome,

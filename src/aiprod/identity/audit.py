@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aiprod.db.base import utcnow
 from aiprod.db.engine import Database
 from aiprod.identity.models import AuditEvent
+from aiprod.identity.permissions import Principal
 
 GENESIS = "0" * 64
 _LOCK_KEY = 0x41495052_4F444155  # "AIPRODAU": pg_advisory_xact_lock key of the chain
@@ -53,6 +54,11 @@ class AuditContext:
 
     def as_actor(self, actor_id: uuid.UUID | None, actor: str | None) -> AuditContext:
         return AuditContext(actor_id, actor, self.ip, self.request_id)
+
+    def as_principal(self, principal: Principal) -> AuditContext:
+        """`principal` as the actor, labelled by email (and "(API key)" when a key acts)."""
+        label = principal.email + (" (API key)" if principal.via == "api_key" else "")
+        return self.as_actor(principal.user_id, label)
 
 
 SYSTEM = AuditContext(actor="system")
@@ -195,6 +201,31 @@ class AuditLog:
                 subject_id=subject_id,
                 details=details,
             )
+
+    async def permission_denied(
+        self,
+        ctx: AuditContext,
+        principal: Principal,
+        need: str,
+        *,
+        subject_type: str,
+        subject_id: object,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEvent:
+        """Record that `principal` was refused for lacking `need` (own transaction)."""
+        return await self.log(
+            "permission.denied",
+            "denied",
+            ctx,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            details={
+                **(details or {}),
+                "needs": need,
+                "role": principal.role,
+                "via": principal.via,
+            },
+        )
 
     async def query(self, f: AuditFilter, limit: int) -> list[AuditEvent]:
         """Newest first."""

@@ -28,36 +28,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aiprod.errors import AppError, AuthError, Forbidden
 from aiprod.identity.audit import AuditContext
+from aiprod.identity.authentication import Authenticated
 from aiprod.identity.models import User
 from aiprod.identity.permissions import PERMISSIONS, Principal, has_permission
-from aiprod.identity.service import Authenticated, IdentityService
-
-__all__ = [
-    "PERMISSIONS",
-    "AdminUser",
-    "AnyPrincipal",
-    "CurrentUser",
-    "Identity",
-    "JobsApprove",
-    "JobsCreate",
-    "JobsDelete",
-    "JobsRead",
-    "JobsUpdate",
-    "Principal",
-    "ResultsRead",
-    "SessionPrincipal",
-    "WebhooksRead",
-    "WebhooksWrite",
-    "audit_context",
-    "check_routes",
-    "deny",
-    "has_permission",
-    "owner_scope",
-    "principal_from_token",
-    "require",
-    "require_role",
-    "require_user",
-]
+from aiprod.identity.service import IdentityService
 
 PERMISSION_KEY = "x-aiprod-permission"
 PUBLIC = "public"
@@ -95,10 +69,7 @@ def audit_context(request: Request, principal: Principal | None = None) -> Audit
     ip = request.client.host if request.client is not None else None
     request_id = getattr(request.state, "request_id", None)
     ctx = AuditContext(ip=ip, request_id=request_id if isinstance(request_id, str) else None)
-    if principal is not None:
-        label = principal.email + (" (API key)" if principal.via == "api_key" else "")
-        ctx = ctx.as_actor(principal.user_id, label)
-    return ctx
+    return ctx if principal is None else ctx.as_principal(principal)
 
 
 def _unauthorized(message: str, invalid_token: bool) -> AppError:
@@ -142,20 +113,13 @@ class Guard:
 
 async def deny(request: Request, principal: Principal, need: str, message: str) -> AppError:
     """A 403 to raise, after writing `permission.denied` to the audit log."""
-    identity = identity_service(request)
-    await identity.audit.log(
-        "permission.denied",
-        "denied",
+    await identity_service(request).audit.permission_denied(
         audit_context(request, principal),
+        principal,
+        need,
         subject_type="route",
         subject_id=None,
-        details={
-            "method": request.method,
-            "path": request.url.path,
-            "needs": need,
-            "role": principal.role,
-            "via": principal.via,
-        },
+        details={"method": request.method, "path": request.url.path},
     )
     return Forbidden(message, details={"needs": need})
 

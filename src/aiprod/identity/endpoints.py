@@ -1,6 +1,6 @@
 """Login, token refresh, logout, sessions, password and the caller's profile.
 
-`router` also carries the API-key and admin routes (see `key_endpoints` and
+`router` also carries the API-key and admin routes (see `api_keys.endpoints` and
 `admin`), so the app registers identity with one ``include_router``.
 """
 
@@ -11,7 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 
 from aiprod.errors import error_responses
-from aiprod.identity import admin, key_endpoints
+from aiprod.identity import admin
+from aiprod.identity.api_keys import endpoints as api_key_endpoints
 from aiprod.identity.deps import (
     PERMISSION_KEY,
     PUBLIC,
@@ -33,7 +34,7 @@ from aiprod.identity.schemas import (
     TokenResponse,
     UserOut,
 )
-from aiprod.identity.service import TokenPair
+from aiprod.identity.sessions import TokenPair
 
 router = APIRouter(prefix="/v1")
 _PUBLIC = {PERMISSION_KEY: PUBLIC}
@@ -69,7 +70,9 @@ async def login(
     same 401 after the same work, so the endpoint cannot be used to discover
     accounts.  Repeated failures for one account or from one address are
     delayed exponentially: 429 with `Retry-After`."""
-    pair = await identity.login(body.email, body.password, audit_context(request), user_agent)
+    pair = await identity.sessions.login(
+        body.email, body.password, audit_context(request), user_agent
+    )
     return _tokens(pair)
 
 
@@ -85,7 +88,7 @@ async def refresh(request: Request, body: RefreshRequest, identity: Identity) ->
     """Trade a refresh token for a new pair.  Each refresh token works once;
     presenting a spent one again is treated as theft and revokes the session
     (every token issued from the same login, access tokens included)."""
-    return _tokens(await identity.refresh(body.refresh_token, audit_context(request)))
+    return _tokens(await identity.sessions.refresh(body.refresh_token, audit_context(request)))
 
 
 @router.post(
@@ -103,7 +106,7 @@ async def logout(request: Request, body: LogoutRequest, identity: Identity) -> R
 
     No access token is needed (it may have expired); an unknown token also
     answers 204 so the call is safe to repeat."""
-    await identity.logout(body.refresh_token, audit_context(request))
+    await identity.sessions.logout(body.refresh_token, audit_context(request))
     return Response(status_code=204)
 
 
@@ -120,7 +123,7 @@ async def revoke(
     """Revoke one session (`session_id`), every session of a user (`user_id`), or,
     with an empty body, every session of your own.  Other users' sessions need
     admin:users.  Revoked sessions' access tokens stop working at once."""
-    count = await identity.revoke(
+    count = await identity.sessions.revoke(
         principal,
         audit_context(request, principal),
         session_id=body.session_id,
@@ -138,7 +141,7 @@ async def revoke(
 )
 async def sessions(principal: AnyPrincipal, identity: Identity) -> SessionList:
     """Logins that can still refresh, newest first; `current` marks this one."""
-    rows = await identity.list_sessions(principal.user_id)
+    rows = await identity.sessions.list_sessions(principal.user_id)
     return SessionList(items=[SessionOut.from_session(s, principal.session_id) for s in rows])
 
 
@@ -156,7 +159,7 @@ async def change_password(
     """Needs the current password (403 `wrong_password`; failures count towards
     the login throttle).  Every session of the account is revoked, this one
     included: log in again with the new password.  API keys keep working."""
-    await identity.change_password(
+    await identity.sessions.change_password(
         principal, body.current_password, body.new_password, audit_context(request)
     )
     return Response(status_code=204)
@@ -174,5 +177,5 @@ async def me(user: CurrentUser) -> UserOut:
     return UserOut.from_user(user)
 
 
-router.include_router(key_endpoints.router)
+router.include_router(api_key_endpoints.router)
 router.include_router(admin.router)

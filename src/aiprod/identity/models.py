@@ -20,10 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from aiprod.db.base import Base, JSONType, UTCDateTime, new_id, utcnow
-from aiprod.identity.permissions import ROLES
 
 __all__ = [
-    "ROLES",
     "ApiKey",
     "AuditEvent",
     "AuthSession",

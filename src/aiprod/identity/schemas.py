@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any, Literal, get_args
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from aiprod.access_config import Role
-from aiprod.identity.keys import KeyRotated, key_status
+from aiprod.identity.api_keys.service import KeyRotated, key_status
 from aiprod.identity.models import ApiKey, AuditEvent, AuthSession, User
 from aiprod.identity.permissions import ALL_PERMISSIONS
 
@@ -28,6 +28,30 @@ Permission = Literal[
     "admin:audit",
 ]
 assert set(get_args(Permission)) == set(ALL_PERMISSIONS)
+
+
+# Bounds of the numbers the identity routes take, stated in the schema (so the
+# OpenAPI document says what is accepted) and refused with 422 before any
+# arithmetic or query sees them: `timedelta(days=1e308)` or a 20-digit id would
+# otherwise fail deep inside as a 500.
+MAX_AGE_DAYS = 3650
+MAX_GRACE_SECONDS = 30 * 86400
+MAX_KEY_DAYS = 365
+MAX_SEQ = 2**63 - 1  # a BIGINT id
+
+
+def _as_utc(t: datetime) -> datetime:
+    """Aware UTC (a time without a zone is taken as UTC), or ValueError when the
+    instant is outside the years 1-9999 once in UTC."""
+    if t.tzinfo is None:
+        return t.replace(tzinfo=UTC)
+    try:
+        return t.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is outside the years 1-9999 in UTC") from None
+
+
+UTCTime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class _Strict(BaseModel):
@@ -140,7 +164,10 @@ class ApiKeyCreate(_Strict):
         "all of them except admin:*.",
     )
     expires_in_days: int | None = Field(
-        None, ge=1, le=365, description="Lifetime; default AIPROD_API_KEY_DEFAULT_DAYS (90)."
+        None,
+        ge=1,
+        le=MAX_KEY_DAYS,
+        description="Lifetime; default AIPROD_API_KEY_DEFAULT_DAYS (90).",
     )
     user_id: uuid.UUID | None = Field(
         None, description="Make the key for another user (a service account): admin:keys."
@@ -199,7 +226,8 @@ class ApiKeyRotate(_Strict):
     grace_seconds: float | None = Field(
         None,
         ge=0,
-        le=30 * 86400,
+        le=MAX_GRACE_SECONDS,
+        allow_inf_nan=False,
         description="How long the current version keeps working (default "
         "AIPROD_API_KEY_GRACE_SECONDS, 7 days).",
     )
@@ -213,6 +241,8 @@ class RotateDue(_Strict):
     max_age_days: float | None = Field(
         None,
         gt=0,
+        le=MAX_AGE_DAYS,
+        allow_inf_nan=False,
         description="Rotate keys older than this (default AIPROD_API_KEY_ROTATE_AFTER_DAYS).",
     )
 

@@ -1,12 +1,13 @@
-"""Access JWTs and opaque refresh tokens.
+"""Access JWTs, the keys that sign them, and opaque refresh tokens.
 
 Access tokens are short-lived HS256 JWTs with ``kid`` in the header and
 ``iss``, ``aud``, ``typ``, ``jti``, ``sid`` (the session) and ``exp`` in the
 body.  Decoding pins the algorithm (no ``alg=none``, no RS/HS confusion) and
-picks the key by ``kid`` from a keyring: the current key signs, previous keys
-(``AIPROD_PREVIOUS_SECRET_KEYS``) still verify, so the signing key can rotate
-without logging anyone out.  Refresh tokens are random strings; only their
-SHA-256 is stored.
+picks the *signing key* by ``kid`` from a `SigningKeyring`: the current key
+(``AIPROD_SECRET_KEY``) signs, previous keys (``AIPROD_PREVIOUS_SECRET_KEYS``)
+still verify, so the signing key can rotate without logging anyone out.
+Refresh tokens are random strings; only their SHA-256 is stored.  (API keys,
+the credentials programs send, are another thing: see `api_keys`.)
 """
 
 from __future__ import annotations
@@ -73,36 +74,42 @@ def signing_key(settings: Settings) -> str:
     return secret_from_file(settings.data_dir / "secret.key")
 
 
-def key_id(key: str) -> str:
-    """A public name for a key: the same on every server that has the key, and
+def signing_key_id(key: str) -> str:
+    """A public name (``kid``) for a signing key: the same on every server that has the key, and
     saying nothing useful about it (a truncated hash of a ≥ 32-char secret)."""
     return hashlib.sha256(b"aiprod-kid\x00" + key.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
-class Keyring:
+class SigningKeyring:
+    """The keys our access JWTs are signed with: the current one signs, all verify."""
+
     current_kid: str
-    keys: dict[str, str]  # kid → secret
+    by_kid: dict[str, str]  # kid → signing key
 
     @property
     def current(self) -> str:
-        return self.keys[self.current_kid]
+        return self.by_kid[self.current_kid]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Keyring:
+    def from_settings(cls, settings: Settings) -> SigningKeyring:
         current = signing_key(settings)
-        keys = {key_id(current): current}
+        keys = {signing_key_id(current): current}
         for old in settings.previous_secret_keys:
             if len(old) < MIN_SECRET_LENGTH:
                 raise InsecureConfiguration(
                     f"every previous secret key must be at least {MIN_SECRET_LENGTH} characters"
                 )
-            keys.setdefault(key_id(old), old)
-        return cls(key_id(current), keys)
+            keys.setdefault(signing_key_id(old), old)
+        return cls(signing_key_id(current), keys)
 
 
 def issue_access(
-    settings: Settings, keyring: Keyring, user_id: uuid.UUID, role: str, session_id: uuid.UUID
+    settings: Settings,
+    signing_keys: SigningKeyring,
+    user_id: uuid.UUID,
+    role: str,
+    session_id: uuid.UUID,
 ) -> tuple[str, int]:
     now = datetime.now(UTC)
     ttl = settings.access_token_minutes * 60
@@ -119,7 +126,7 @@ def issue_access(
         "exp": now + timedelta(seconds=ttl),
     }
     token = jwt.encode(
-        claims, keyring.current, algorithm=ALGORITHM, headers={"kid": keyring.current_kid}
+        claims, signing_keys.current, algorithm=ALGORITHM, headers={"kid": signing_keys.current_kid}
     )
     return token, ttl
 
@@ -131,9 +138,9 @@ def unverified_header(token: str) -> dict[str, Any]:
         raise TokenError(str(exc)) from None
 
 
-def decode_access(settings: Settings, keyring: Keyring, token: str) -> dict[str, Any]:
+def decode_access(settings: Settings, signing_keys: SigningKeyring, token: str) -> dict[str, Any]:
     kid = unverified_header(token).get("kid")
-    key = keyring.keys.get(kid) if isinstance(kid, str) else None
+    key = signing_keys.by_kid.get(kid) if isinstance(kid, str) else None
     if key is None:
         raise TokenError("unknown signing key")
     try:

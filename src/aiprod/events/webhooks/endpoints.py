@@ -22,7 +22,8 @@ from aiprod.events.webhooks.schemas import (
     WebhookWithSecret,
 )
 from aiprod.events.webhooks.ssrf import SSRFBlocked, WebhookURLError
-from aiprod.identity.deps import Principal, WebhooksRead, WebhooksWrite, owner_scope
+from aiprod.identity.deps import WebhooksRead, WebhooksWrite, owner_scope
+from aiprod.identity.permissions import Principal
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 

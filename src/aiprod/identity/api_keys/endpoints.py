@@ -55,10 +55,10 @@ async def create_key(
         raise await deny(
             request, principal, "admin:keys", "making a key for another user needs admin:keys"
         )
-    owner = await identity.get_user(owner_id)
+    owner = await identity.users.get_user(owner_id)
     if owner is None or not owner.is_active:
         raise NotFound(f"user {owner_id} not found")
-    key, secret = await identity.keys.create(
+    key, secret = await identity.api_keys.create(
         owner,
         body.name,
         body.scopes,
@@ -77,7 +77,7 @@ async def create_key(
 async def list_keys(principal: SessionPrincipal, identity: Identity) -> ApiKeyList:
     """Your keys, every version, newest first (admin:keys: everyone's)."""
     now = utcnow()
-    keys = await identity.keys.list_keys(_scope(principal))
+    keys = await identity.api_keys.list_keys(_scope(principal))
     return ApiKeyList(items=[ApiKeyOut.from_key(k, now) for k in keys])
 
 
@@ -89,7 +89,7 @@ async def list_keys(principal: SessionPrincipal, identity: Identity) -> ApiKeyLi
 )
 async def get_key(key_id: KeyId, principal: SessionPrincipal, identity: Identity) -> ApiKeyOut:
     """One version's metadata (never its secret)."""
-    return ApiKeyOut.from_key(await identity.keys.get(key_id, _scope(principal)), utcnow())
+    return ApiKeyOut.from_key(await identity.api_keys.get(key_id, _scope(principal)), utcnow())
 
 
 @router.post(
@@ -110,7 +110,7 @@ async def rotate_key(
     for the grace period (default 7 days) so clients can switch over; any
     older version dies now, so at most two versions work at a time.  Only the
     newest version can be rotated (409 otherwise)."""
-    new, secret = await identity.keys.rotate(
+    new, secret = await identity.api_keys.rotate(
         key_id,
         _scope(principal),
         audit_context(request, principal),
@@ -134,7 +134,7 @@ async def claim_key(
     """Scheduled rotation makes a *pending* version without a secret and
     notifies you (`api_key.rotated`).  This issues its secret, once; only the
     key's owner can.  Anything but a pending version answers 409."""
-    key, secret = await identity.keys.claim(
+    key, secret = await identity.api_keys.claim(
         key_id, principal.user_id, audit_context(request, principal)
     )
     return ApiKeyCreated(key=ApiKeyOut.from_key(key, utcnow()), secret=secret)
@@ -153,7 +153,7 @@ async def revoke_key(
     """Revoke this version and every older one, at once.  Revoking a key's
     newest version ends the key; revoking the previous one ends its grace
     period early."""
-    await identity.keys.revoke(key_id, _scope(principal), audit_context(request, principal))
+    await identity.api_keys.revoke(key_id, _scope(principal), audit_context(request, principal))
     return Response(status_code=204)
 
 
@@ -172,9 +172,9 @@ async def revoke_all_keys(
         raise await deny(
             request, principal, "admin:keys", "revoking another user's keys needs admin:keys"
         )
-    if await identity.get_user(owner_id) is None:
+    if await identity.users.get_user(owner_id) is None:
         raise NotFound(f"user {owner_id} not found")
-    count = await identity.keys.revoke_all(
+    count = await identity.api_keys.revoke_all(
         owner_id, audit_context(request, principal), reason="requested"
     )
     return RevokeResponse(revoked=count)

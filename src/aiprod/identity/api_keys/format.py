@@ -1,4 +1,4 @@
-"""API-key secrets: format, checksum and storage digest.
+"""What an API key looks like: format, checksum and storage digest.
 
 A key reads ``aipk_`` + 30 random base62 characters (≈ 178 bits) + a 6-char
 base62 CRC-32 of the random part.  The prefix lets secret scanners and our own

@@ -13,14 +13,14 @@ import asyncio
 import logging
 from contextlib import suppress
 
-from aiprod.identity.keys import KeyRotated
+from aiprod.identity.api_keys.service import KeyRotated
 from aiprod.identity.service import IdentityService
 
-log = logging.getLogger("aiprod.identity.rotation")
+log = logging.getLogger("aiprod.identity.api_keys.rotation")
 
 
 async def rotate_once(identity: IdentityService) -> list[KeyRotated]:
-    done = await identity.keys.rotate_due()
+    done = await identity.api_keys.rotate_due()
     for n in done:
         log.info(
             "rotated API key %s of user %s (pending claim; old version until %s)",

@@ -27,13 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from aiprod.db.base import utcnow
 from aiprod.db.engine import Database
 from aiprod.errors import AuthError, Conflict, Invalid, NotFound
-from aiprod.identity import apikeys
+from aiprod.identity.api_keys import format as key_format
 from aiprod.identity.audit import SYSTEM, AuditContext, AuditLog
 from aiprod.identity.models import ApiKey, User
 from aiprod.identity.permissions import ADMIN_PERMISSIONS, PERMISSIONS
 from aiprod.settings import Settings
 
-log = logging.getLogger("aiprod.identity.keys")
+log = logging.getLogger("aiprod.identity.api_keys")
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,9 @@ class ApiKeyService:
 
     async def authenticate(self, token: str) -> tuple[ApiKey, User]:
         """The key and its owner, or AuthError.  One HMAC and one indexed lookup."""
-        if not apikeys.well_formed(token):
+        if not key_format.well_formed(token):
             raise AuthError("invalid API key")
-        digest = apikeys.digest(self._secret, token)
+        digest = key_format.digest(self._secret, token)
         async with self.db.session() as s:
             row = (
                 await s.execute(
@@ -93,7 +93,11 @@ class ApiKeyService:
                     .where(ApiKey.digest == digest)
                 )
             ).first()
-        if row is None or row[0].digest is None or not apikeys.same_digest(row[0].digest, digest):
+        if (
+            row is None
+            or row[0].digest is None
+            or not key_format.same_digest(row[0].digest, digest)
+        ):
             raise AuthError("invalid API key")
         key, user = row
         now = utcnow()
@@ -135,15 +139,15 @@ class ApiKeyService:
         pending: bool,
     ) -> tuple[ApiKey, str | None]:
         now = utcnow()
-        secret = None if pending else apikeys.generate()
+        secret = None if pending else key_format.generate()
         key = ApiKey(
             id=uuid.uuid4(),
             user_id=owner_id,
             lineage_id=lineage_id,
             version=version,
             name=name,
-            prefix=apikeys.display_prefix(secret) if secret else None,
-            digest=apikeys.digest(self._secret, secret) if secret else None,
+            prefix=key_format.display_prefix(secret) if secret else None,
+            digest=key_format.digest(self._secret, secret) if secret else None,
             scopes=scopes,
             lifetime_days=days,
             created_at=now,
@@ -332,9 +336,9 @@ class ApiKeyService:
                     f"only a pending key can be claimed (this one is {status})",
                     code="invalid_state",
                 )
-            secret = apikeys.generate()
-            key.digest = apikeys.digest(self._secret, secret)
-            key.prefix = apikeys.display_prefix(secret)
+            secret = key_format.generate()
+            key.digest = key_format.digest(self._secret, secret)
+            key.prefix = key_format.display_prefix(secret)
             await self.audit.record(
                 s, "api_key.claimed", "success", ctx, subject_type="api_key", subject_id=key.id
             )
