@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from aiprod import __version__
 from aiprod.api import errors, health, middleware
+from aiprod.api import openapi as api_openapi
 from aiprod.db.engine import Database
 from aiprod.db.migrate import upgrade_async
 from aiprod.events import endpoints as event_endpoints
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.include_router(event_endpoints.tickets)
     app.include_router(webhook_endpoints.router)
     check_routes(app)  # deny by default: every /v1 route declares its permission
+    api_openapi.install(app)
     return app
 
 
