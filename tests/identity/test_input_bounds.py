@@ -122,3 +122,19 @@ async def test_openapi_states_the_bounds(api: Api) -> None:
     params = {p["name"]: p for p in doc["paths"]["/v1/admin/audit"]["get"]["parameters"]}
     before = number(params["before"]["schema"])
     assert before["minimum"] == 1 and before["maximum"] == 2**63 - 1
+
+
+@pytest.mark.parametrize("value", ["1e308", "inf", "nan", "3651", "-1"])
+def test_cli_rotate_due_refuses_unbounded_max_age(
+    value: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`aiprod keys rotate-due` takes the same bounds, refused before any database work."""
+    from typer.testing import CliRunner
+
+    from aiprod.cli import app
+
+    monkeypatch.setenv("AIPROD_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["keys", "rotate-due", "--max-age-days", value])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not any(tmp_path.iterdir()), "refused only after touching the data folder"
