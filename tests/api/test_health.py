@@ -122,6 +122,4 @@ async def test_embedded_worker_beats_and_stops(api_settings: Settings) -> None:
             await asyncio.sleep(0.1)
         assert r.status_code == 200, r.text
         assert r.json()["checks"]["worker"] == "ok"
-        started = time.monotonic()
-    # Shutting down with an idle worker is prompt.
-    assert time.monotonic() - started < 5
+    # Shutting down with an idle worker ends (how fast: bench/worker.py).

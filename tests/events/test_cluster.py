@@ -220,7 +220,16 @@ async def test_reconnecting_with_the_last_seq_gets_exactly_the_missing_events(
         await auth(ws, cluster.tokens["alice"])
         first = await collect(ws, until={"stage.completed"}, timeout=JOB_TIMEOUT)
     last = first[-1]["seq"]
-    await asyncio.sleep(1.0)  # events go on while nobody listens
+    # Events go on while nobody listens: wait until some were missed.
+    async with httpx.AsyncClient(base_url=cluster.a.base, headers=cluster.headers("alice")) as c:
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while True:
+            r = await c.get(f"/v1/productions/{job_id}/events", params={"after": last})
+            assert r.status_code == 200, r.text
+            if r.json()["items"]:
+                break
+            assert time.monotonic() < deadline, "no event after the disconnect"
+            await asyncio.sleep(0.1)
     # Back, on the other process this time, with a ticket from the first.
     r = httpx.post(f"{cluster.a.base}/v1/ws-ticket", headers=cluster.headers("alice"))
     ticket = r.json()["ticket"]

@@ -62,13 +62,30 @@ async def read_stream(
 async def test_stream_resume_and_end(live: Live) -> None:
     _, headers = await live.account()
     job_id = await live.submit(headers)
-    reader = asyncio.create_task(read_stream(live, job_id, headers))
-    await asyncio.sleep(0.5)  # the stream is open and idle: heartbeats flow
+    events: list[dict[str, Any]] = []
+    heartbeat = asyncio.Event()
+
+    async def read() -> int:
+        url = f"/v1/productions/{job_id}/events/stream"
+        async with live.http.stream("GET", url, headers=headers) as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            async for ev in sse_events(r):
+                events.append(ev)
+                if ev.get("event") == "heartbeat" and "id" not in ev:
+                    heartbeat.set()
+            return r.status_code
+
+    reader = asyncio.create_task(asyncio.wait_for(read(), timeout=30))
+    # The stream is open and idle: heartbeats flow.  Wait for one (bounded).
+    beat = asyncio.create_task(heartbeat.wait())
+    done, _ = await asyncio.wait({reader, beat}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    if reader in done:
+        pytest.fail(f"the stream ended before a heartbeat: {reader.result()}, {events}")
+    assert beat in done, f"no heartbeat within 10 s; got {events}"
     await play_job(live.jobs, job_id)
-    status, events = await reader
+    status = await reader
     assert status == 200
     assert events[0] == {"retry": "2000"}
-    assert any(e.get("event") == "heartbeat" and "id" not in e for e in events)
     job_events = [e for e in events if "id" in e]
     log = await live.log(headers, job_id)
     assert [int(e["id"]) for e in job_events] == [x["seq"] for x in log]

@@ -407,8 +407,16 @@ async def test_an_expired_lease_makes_the_job_claimable_and_resumed(
     """Real time, not a forged timestamp: proves the UTC handling of leases."""
     job = await job_in(service, user, "processing", worker="dead:1:aa")
     assert await service.claim("alive:2:bb") is None  # the lease still holds
-    await asyncio.sleep(settings.lease_seconds + 0.3)
-    resumed = await service.claim("alive:2:bb")
+    resumed: Job | None = None
+
+    async def claimed() -> bool:
+        nonlocal resumed
+        resumed = await service.claim("alive:2:bb")
+        return resumed is not None
+
+    await wait_until(
+        claimed, timeout=settings.lease_seconds + 30, what="the lease to expire", interval=0.1
+    )
     assert resumed is not None and resumed.id == job.id
     assert resumed.status == "processing" and resumed.lease_owner == "alive:2:bb"
     events = await service.events(job.id)

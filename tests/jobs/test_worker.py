@@ -390,12 +390,9 @@ async def test_cancel_stops_a_running_job_and_removes_its_files(
     async with running(worker):
         await wait_entered(gate, service, job)
         assert stored_keys(storage, f"jobs/{job.id}/")  # plan and narrate are stored
-        asked = time.monotonic()
-        await service.cancel(job.id, None)
-        done = await wait_status(service, job.id, DONE, timeout=10)
-        took = time.monotonic() - asked
+        await service.cancel(job.id, None)  # how fast: bench/worker.py
+        done = await wait_status(service, job.id, DONE)
     assert done.status == "cancelled", await event_log(service, job.id)
-    assert took < 5
     assert stored_keys(storage, f"jobs/{job.id}/") == []
     with pytest.raises(ArtifactNotFound):
         await storage.size(artifact_key(job.id, "storyboard.json"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from functools import cache
 from pathlib import Path
 
@@ -145,14 +144,12 @@ def test_notes_are_in_the_moods_key(mood: MusicMood) -> None:
     assert _in_key_fraction(noise, mood) < 0.65
 
 
-def test_five_minutes_render_fast_and_exact(tmp_path: Path) -> None:
+def test_five_minutes_render_exact(tmp_path: Path) -> None:
+    """Five minutes, to the sample (how fast: bench/music.py)."""
     out = tmp_path / "long.wav"
-    start = time.perf_counter()
     SynthComposer().compose("dramatic", 300.0, 3, out)
-    elapsed = time.perf_counter() - start
     samples, rate = read_wav(out)
     assert samples.shape == (300 * 48_000, 2)
-    assert elapsed < 15.0  # about 1 s on a laptop; generous for slow CI
     # the bed keeps playing to the end: every 10 s block before the fade is loud
     blocks = samples[: 290 * rate].reshape(29, 10 * rate, 2).astype(np.float64)
     levels = np.sqrt((blocks**2).mean(axis=(1, 2)))
