@@ -13,7 +13,11 @@ from aiprod.db.base import Base, JSONType, UTCDateTime, new_id, utcnow
 
 
 class WebhookEndpoint(Base):
-    """Where a user wants events of their jobs POSTed, signed with `secret`."""
+    """Where a user wants events of their jobs POSTed, signed with `secret`.
+
+    ``secret`` is stored sealed (see :mod:`aiprod.events.webhooks.secrets`).
+    An admin's approval to reach private addresses is bound to the exact URL
+    approved (``private_url``): changing the URL revokes it."""
 
     __tablename__ = "webhook_endpoints"
     __table_args__ = (Index("ix_webhook_endpoints_owner", "owner_id", "created_at"),)
@@ -26,8 +30,14 @@ class WebhookEndpoint(Base):
     secret: Mapped[str] = mapped_column(String(100))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     allow_private: Mapped[bool] = mapped_column(Boolean, default=False)
+    private_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def private_approved(self) -> bool:
+        """An admin allowed private addresses for this very URL."""
+        return self.allow_private and self.private_url is not None and self.private_url == self.url
 
 
 class WebhookDelivery(Base):
@@ -57,6 +67,7 @@ class WebhookDelivery(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_status_code: Mapped[int | None] = mapped_column(Integer)
+    # Our own short reason ("HTTP 500", "timeout"…), never the receiver's body.
     last_error: Mapped[str | None] = mapped_column(Text)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -20,6 +20,7 @@ from aiprod.db.engine import Database
 from aiprod.events.bus import EventBus, EventPublisher, Sink
 from aiprod.events.transports.redis import RedisPublisher
 from aiprod.events.webhooks.delivery import WebhookDispatcher, WebhookOutbox
+from aiprod.events.webhooks.secrets import SecretBox
 from aiprod.events.webhooks.service import WebhookService
 from aiprod.settings import Settings
 
@@ -42,7 +43,12 @@ class EventsRuntime:
             if settings.redis_url
             else None
         )
-        dispatcher = WebhookDispatcher(db, settings) if settings.webhooks_enabled else None
+        secrets = SecretBox.from_settings(settings)
+        webhooks = WebhookService(db, secrets)
+        await webhooks.reseal_secrets()
+        dispatcher = (
+            WebhookDispatcher(db, settings, secrets=secrets) if settings.webhooks_enabled else None
+        )
         sinks: list[Sink] = [bus.publish_local]
         if redis is not None:
             sinks.append(redis)
@@ -54,7 +60,7 @@ class EventsRuntime:
             await redis.start()
         if dispatcher is not None:
             await dispatcher.start()
-        return cls(bus, publisher, redis, dispatcher, WebhookService(db))
+        return cls(bus, publisher, redis, dispatcher, webhooks)
 
     async def stop(self) -> None:
         self.bus.begin_shutdown()

@@ -24,11 +24,16 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 PROTOCOL_VERSION = 1
+
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number a client may name (a signed 64-bit integer,
+what the database stores): larger ones are refused as invalid input instead of
+failing deep inside a query."""
 
 JobStatus = Literal["queued", "processing", "awaiting_approval", "completed", "failed", "cancelled"]
 
@@ -272,16 +277,18 @@ class AuthMessage(_ClientModel):
 
     type: Literal["auth"]
     token: str = Field(min_length=1, max_length=8192, description="An access token or API key.")
-    after: int | None = Field(None, ge=0, description="Job stream: replay after this `seq`.")
-    jobs: dict[uuid.UUID, int] | None = Field(
+    after: int | None = Field(
+        None, ge=0, le=MAX_SEQ, description="Job stream: replay after this `seq`."
+    )
+    jobs: dict[uuid.UUID, Annotated[int, Field(le=MAX_SEQ)]] | None = Field(
         None, description="User stream: replay each job after its `seq`."
     )
 
 
 class ResumeMessage(_ClientModel):
     type: Literal["resume"]
-    after: int | None = Field(None, ge=0)
-    jobs: dict[uuid.UUID, int] | None = None
+    after: int | None = Field(None, ge=0, le=MAX_SEQ)
+    jobs: dict[uuid.UUID, Annotated[int, Field(le=MAX_SEQ)]] | None = None
 
 
 class PingMessage(_ClientModel):

@@ -19,7 +19,7 @@ from aiprod.errors import Forbidden, Invalid, NotFound, error_responses
 from aiprod.events import auth
 from aiprod.events.bus import EventBus
 from aiprod.events.deps import StreamPrincipal
-from aiprod.events.schemas import TERMINAL_EVENTS
+from aiprod.events.schemas import MAX_SEQ, TERMINAL_EVENTS
 from aiprod.events.stream import EventStream
 from aiprod.jobs.state import TERMINAL
 from aiprod.settings import Settings
@@ -65,7 +65,8 @@ async def stream_events(
         ),
     ] = None,
     after: Annotated[
-        int | None, Query(ge=0, description="Resume after this `seq` (default 0: everything).")
+        int | None,
+        Query(ge=0, le=MAX_SEQ, description="Resume after this `seq` (default 0: everything)."),
     ] = None,
 ) -> Response:
     """Replay the job's events after `Last-Event-ID` (or `after`), then stream
@@ -87,6 +88,8 @@ async def stream_events(
             start = max(0, int(last_event_id.strip()))
         except ValueError:
             raise Invalid("Last-Event-ID must be an event's seq") from None
+        if start > MAX_SEQ:
+            raise Invalid("Last-Event-ID must be an event's seq")
     if head.status in TERMINAL and start >= head.last_seq:
         return Response(status_code=204)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

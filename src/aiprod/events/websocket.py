@@ -26,6 +26,7 @@ from aiprod.events import auth
 from aiprod.events.bus import EventBus
 from aiprod.events.schemas import (
     CLIENT_MESSAGE,
+    MAX_SEQ,
     AuthMessage,
     ErrorMessage,
     PingMessage,
@@ -121,7 +122,9 @@ async def _authenticate(ws: WebSocket) -> tuple[Principal, AuthMessage | None]:
             ) from None
         try:
             first = AuthMessage.model_validate(data)
-        except ValidationError:
+        except ValidationError as exc:
+            if _only_bad_numbers(exc):
+                raise _Refused(CLOSE_BAD_REQUEST, "bad_request", _problem(exc)) from None
             raise _Refused(
                 CLOSE_UNAUTHORIZED,
                 "unauthorized",
@@ -136,6 +139,28 @@ async def _authenticate(ws: WebSocket) -> tuple[Principal, AuthMessage | None]:
     if not auth.may_read(principal):
         raise _Refused(CLOSE_FORBIDDEN, "forbidden", "this credential may not read productions")
     return principal, first
+
+
+_BY_TYPE: dict[str, type[AuthMessage | ResumeMessage | PingMessage]] = {
+    "auth": AuthMessage,
+    "resume": ResumeMessage,
+    "ping": PingMessage,
+}
+
+
+def _problem(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'][-2:])}: {e['msg']}" for e in exc.errors()[:3]
+    )
+
+
+def _only_bad_numbers(exc: ValidationError) -> bool:
+    """The message was understood; only a resume position is out of range."""
+    return all(
+        any(str(p) in ("after", "jobs") for p in e["loc"])
+        and e["type"].startswith(("greater_than", "less_than", "int_"))
+        for e in exc.errors()
+    )
 
 
 def _not_found(raw: str) -> _Refused:
@@ -164,8 +189,10 @@ def _int_param(ws: WebSocket, name: str) -> int | None:
         value = int(raw)
     except ValueError:
         value = -1
-    if value < 0:
-        raise _Refused(CLOSE_BAD_REQUEST, "bad_request", f"{name} must be an integer ≥ 0")
+    if not 0 <= value <= MAX_SEQ:
+        raise _Refused(
+            CLOSE_BAD_REQUEST, "bad_request", f"{name} must be an integer from 0 to 2^63-1"
+        )
     return value
 
 
@@ -281,13 +308,18 @@ async def _read(
         except (WebSocketDisconnect, RuntimeError):
             return
         try:
-            msg = CLIENT_MESSAGE.validate_python(data)
+            known = _BY_TYPE.get(str(data.get("type")))
+            msg = (
+                known.model_validate(data)
+                if known is not None
+                else CLIENT_MESSAGE.validate_python(data)
+            )
         except ValidationError as exc:
-            problem = "; ".join(e["msg"] for e in exc.errors()[:3])
+            problem = _problem(exc)
+            if not _only_bad_numbers(exc):
+                problem = f"unknown message: {problem}"
             stream.control(
-                ErrorMessage(
-                    code="bad_request", message=f"unknown message: {problem}"
-                ).model_dump_json(),
+                ErrorMessage(code="bad_request", message=problem).model_dump_json(),
                 "error",
             )
             continue

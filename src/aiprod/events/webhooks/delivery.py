@@ -9,7 +9,11 @@
 * **Dispatcher.**  Every API process runs one; rows are claimed with a lease
   (compare-and-set), so several processes never send the same attempt twice.
   Each request goes to the address :mod:`.ssrf` checked just before it, and
-  is signed per :mod:`.signing`.
+  is signed per :mod:`.signing` with the endpoint's secret, unsealed per
+  :mod:`.secrets`.
+* **Records.**  Each attempt stores the status code and a short reason of our
+  own (``HTTP 500``, ``timeout``, ``connection refused``…), never what the
+  receiver answered: an internal host must not leak data through its body.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import asyncio
 import json
 import logging
 import random
+import socket
+import ssl
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,13 +37,13 @@ from aiprod.db.engine import Database
 from aiprod.events.envelope import Envelope
 from aiprod.events.models import WebhookDelivery, WebhookEndpoint
 from aiprod.events.tasks import cancel_all, wait_event
+from aiprod.events.webhooks.secrets import SecretBox, SecretUnreadable
 from aiprod.events.webhooks.signing import USER_AGENT, message_body, signed_headers
-from aiprod.events.webhooks.ssrf import SSRFBlocked, parse_url, resolve
+from aiprod.events.webhooks.ssrf import SSRFBlocked, WebhookURLError, parse_url, resolve
 from aiprod.settings import Settings
 
 log = logging.getLogger("aiprod.webhooks")
 
-RESPONSE_SNIPPET = 512
 CONCURRENCY = 16
 CLAIM_BATCH = 32
 
@@ -87,10 +93,48 @@ class WebhookOutbox:
 # ------------------------------------------------------------ dispatcher
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short reason of our own for a failed attempt.  Never the exception's
+    text: it may quote what the receiver sent (a protocol error shows the
+    bytes it choked on) or an address a name resolved to."""
+    chain = _causes(exc)
+    if any(isinstance(e, httpx.TimeoutException | TimeoutError) for e in chain):
+        return "timeout"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused"
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return "TLS error"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "DNS lookup failed"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection failed"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError):
+        return "protocol error"
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return "connection lost"
+    return "request failed"
+
+
 class WebhookDispatcher:
-    def __init__(self, db: Database, settings: Settings, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        worker_id: str | None = None,
+        secrets: SecretBox | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.secrets = secrets if secrets is not None else SecretBox.from_settings(settings)
         self.worker_id = worker_id or f"webhooks:{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -202,22 +246,29 @@ class WebhookDispatcher:
         error: str | None = None
         final = False
         try:
-            code, snippet = await self._post(endpoint, delivery)
+            code = await self._post(endpoint, delivery)
             if not 200 <= code < 300:
-                error = f"HTTP {code}" + (f": {snippet}" if snippet else "")
-        except SSRFBlocked as exc:
-            error, final = str(exc), True
+                error = f"HTTP {code}"
+        except SSRFBlocked:
+            error, final = "refused: the host resolves to a non-public address", True
+        except WebhookURLError:
+            error, final = "refused: invalid URL", True
+        except SecretUnreadable:
+            error, final = "the signing secret cannot be read; rotate it", True
         except (httpx.HTTPError, OSError, TimeoutError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+            error = failure_reason(exc)
         await self._record(delivery, code, error, final=final)
 
-    async def _post(self, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> tuple[int, str]:
+    async def _post(self, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> int:
+        """POST the delivery; its status code.  The response body is not read:
+        an internal host's answer must not reach the delivery record."""
         assert self._client is not None
         target = parse_url(endpoint.url)
-        allow = endpoint.allow_private or self.settings.webhook_allow_private_networks
+        allow = endpoint.private_approved or self.settings.webhook_allow_private_networks
         address = await resolve(target, allow)
         body = message_body(delivery.payload)
-        headers = signed_headers(endpoint.secret, delivery.message_id, body, datetime.now(UTC))
+        secret = self.secrets.open(endpoint.secret, endpoint.id)
+        headers = signed_headers(secret, delivery.message_id, body, datetime.now(UTC))
         headers["host"] = target.netloc
         url = httpx.URL(endpoint.url).copy_with(host=address)
         request = self._client.build_request(
@@ -228,15 +279,8 @@ class WebhookDispatcher:
             extensions={"sni_hostname": target.host},
         )
         response = await self._client.send(request, stream=True)
-        try:
-            snippet = b""
-            async for chunk in response.aiter_raw():
-                snippet += chunk
-                if len(snippet) >= RESPONSE_SNIPPET:
-                    break
-        finally:
-            await response.aclose()
-        return response.status_code, snippet[:RESPONSE_SNIPPET].decode("utf-8", "replace")
+        await response.aclose()
+        return response.status_code
 
     def backoff(self, attempts: int) -> float:
         base = self.settings.webhook_retry_base_seconds * float(2 ** max(0, attempts - 1))

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Response
 from aiprod.db.paging import decode_cursor, page_of
 from aiprod.errors import AppError, Forbidden, Invalid, error_responses
 from aiprod.events.deps import Dispatcher, EventSettings, Webhooks
+from aiprod.events.schemas import MAX_SEQ
 from aiprod.events.webhooks.schemas import (
     DeliveryOut,
     DeliveryPage,
@@ -39,6 +40,9 @@ def _url_error(exc: Exception) -> AppError:
 
 
 def _only_admin_allows_private(caller: Principal, allow_private: bool | None) -> None:
+    """The caller's *role* decides, never a permission of the credential: an
+    API key's scopes (or any future grant of an admin:* permission to another
+    role) cannot let a non-admin open private networks."""
     if allow_private and caller.role != "admin":
         raise Forbidden("only an admin can let an endpoint reach private addresses")
 
@@ -59,7 +63,7 @@ async def create_webhook(
     admin sets `allow_private`."""
     _only_admin_allows_private(caller, body.allow_private)
     try:
-        endpoint = await service.create(
+        endpoint, secret = await service.create(
             caller.user_id,
             body.url,
             body.event_types,
@@ -70,7 +74,7 @@ async def create_webhook(
         )
     except (WebhookURLError, SSRFBlocked) as exc:
         raise _url_error(exc) from None
-    return WebhookWithSecret.with_secret(endpoint)
+    return WebhookWithSecret.with_secret(endpoint, secret)
 
 
 @router.get(
@@ -110,7 +114,9 @@ async def update_webhook(
     settings: EventSettings,
 ) -> WebhookOut:
     """Change the URL, event types, description or `enabled`; `allow_private`
-    is for admins."""
+    is for admins.  An admin's approval for private addresses holds for the URL
+    approved: a new URL is held to public addresses until an admin approves it
+    (`allow_private: true` with the change, or after it)."""
     _only_admin_allows_private(caller, body.allow_private)
     changes = body.model_dump(exclude_unset=True)
     try:
@@ -135,9 +141,8 @@ async def rotate_secret(
     webhook_id: WebhookId, caller: WebhooksWrite, service: Webhooks
 ) -> WebhookWithSecret:
     """A new signing secret, effective for every attempt from now on."""
-    return WebhookWithSecret.with_secret(
-        await service.rotate_secret(webhook_id, owner_scope(caller))
-    )
+    endpoint, secret = await service.rotate_secret(webhook_id, owner_scope(caller))
+    return WebhookWithSecret.with_secret(endpoint, secret)
 
 
 @router.delete(
@@ -166,7 +171,7 @@ async def list_deliveries(
     caller: WebhooksRead,
     service: Webhooks,
     settings: EventSettings,
-    limit: Annotated[int, Query(ge=1, description="Page size (capped).")] = 20,
+    limit: Annotated[int, Query(ge=1, le=MAX_SEQ, description="Page size (capped).")] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     status: Annotated[DeliveryStatus | None, Query()] = None,
 ) -> DeliveryPage:

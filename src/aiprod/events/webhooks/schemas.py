@@ -44,7 +44,8 @@ class WebhookCreate(BaseModel):
     enabled: bool = True
     allow_private: bool = Field(
         False,
-        description="Admins only: let this endpoint reach loopback or private addresses.",
+        description="Admins only: let this endpoint reach loopback or private addresses. "
+        "The approval holds for this URL only: changing the URL revokes it.",
     )
 
     _types = field_validator("event_types")(_check_types)
@@ -57,7 +58,11 @@ class WebhookUpdate(BaseModel):
     event_types: EventTypes | None = None
     description: str | None = Field(None, max_length=200)
     enabled: bool | None = None
-    allow_private: bool | None = None
+    allow_private: bool | None = Field(
+        None,
+        description="Admins only to set: approve the (new) URL for private addresses. "
+        "A URL change without it revokes an earlier approval.",
+    )
 
     @field_validator("event_types")
     @classmethod
@@ -82,7 +87,9 @@ class WebhookOut(BaseModel):
     description: str | None
     event_types: list[str]
     enabled: bool
-    allow_private: bool
+    allow_private: bool = Field(
+        description="An admin approved this very URL for loopback/private addresses."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -94,7 +101,7 @@ class WebhookOut(BaseModel):
             description=e.description,
             event_types=list(e.event_types),
             enabled=e.enabled,
-            allow_private=e.allow_private,
+            allow_private=e.private_approved,
             created_at=e.created_at,
             updated_at=e.updated_at,
         )
@@ -107,8 +114,8 @@ class WebhookWithSecret(WebhookOut):
     )
 
     @classmethod
-    def with_secret(cls, e: WebhookEndpoint) -> WebhookWithSecret:
-        return cls(**WebhookOut.from_row(e).model_dump(), secret=e.secret)
+    def with_secret(cls, e: WebhookEndpoint, secret: str) -> WebhookWithSecret:
+        return cls(**WebhookOut.from_row(e).model_dump(), secret=secret)
 
 
 class WebhookList(BaseModel):
@@ -124,8 +131,11 @@ class DeliveryOut(BaseModel):
     status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime | None = Field(description="When the next attempt is due.")
-    last_status_code: int | None
-    last_error: str | None
+    last_status_code: int | None = Field(description="The last attempt's HTTP status code.")
+    last_error: str | None = Field(
+        description="Why the last attempt failed, in our words (`HTTP 500`, `timeout`, "
+        "`connection refused`…); what the receiver answered is never kept."
+    )
     last_attempt_at: datetime | None
     delivered_at: datetime | None
     replay_of: uuid.UUID | None

@@ -6,6 +6,10 @@ the whole server: ``AIPROD_WEBHOOK_ALLOW_PRIVATE_NETWORKS``, used by tests).
 The check runs at registration *and* at every delivery, on the addresses the
 name resolves to then, and the request goes to the address that was checked
 (TLS still verifies the name), so DNS rebinding cannot slip past it.
+
+Refusals never say what a name resolves to (an internal name's address is
+not the caller's business), and a URL with control characters or whitespace
+(CR/LF that could split a request) is refused, never stored.
 """
 
 from __future__ import annotations
@@ -13,24 +17,55 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 
 class WebhookURLError(ValueError):
-    """The URL is unusable (scheme, host, credentials)."""
+    """The URL is unusable (scheme, host, credentials, characters)."""
 
 
 class SSRFBlocked(ValueError):
     """The URL points at an address endpoints may not reach."""
 
 
+BLOCKED_MESSAGE = (
+    "the URL's host is or resolves to a non-public address; webhooks may only reach "
+    "public addresses unless an admin approves this URL"
+)
+
+IPV6_EMBEDDING_IPV4 = tuple(
+    ipaddress.IPv6Network(n)
+    for n in (
+        "::/96",  # IPv4-compatible (deprecated)
+        "::ffff:0:0/96",  # IPv4-mapped
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+        "64:ff9b::/96",  # NAT64, well-known prefix: the gateway may reach anything
+        "64:ff9b:1::/48",  # NAT64, local-use prefix
+        "2001::/32",  # Teredo
+    )
+)
+"""IPv6 forms that stand for an IPv4 address: refused outright (a webhook that
+means an IPv4 address uses it), whatever the address they carry."""
+
+IPV6_SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")
+
+
 def blocked_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Loopback, private, link-local, shared, reserved, multicast, unspecified…:
-    anything that is not a public unicast address."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
+    """Loopback, private, link-local, shared, reserved, multicast, unspecified,
+    site-local, IPv4 in IPv6 clothing…: anything that is not a public unicast
+    address.  6to4 (``2002::/16``) is judged by the IPv4 address it embeds."""
+    if not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in IPV6_SITE_LOCAL or ip.is_site_local:
+            return True
+        if any(ip in net for net in IPV6_EMBEDDING_IPV4):
+            return True
+        if ip.sixtofour is not None:
+            return blocked_address(ip.sixtofour)
+    return False
 
 
 @dataclass(frozen=True)
@@ -41,9 +76,16 @@ class Target:
     netloc: str
 
 
+def _bad_character(url: str) -> bool:
+    """Whitespace or a control/format/unassigned character anywhere."""
+    return any(c.isspace() or unicodedata.category(c).startswith("C") for c in url)
+
+
 def parse_url(url: str) -> Target:
+    if _bad_character(url):
+        raise WebhookURLError("the URL may not contain whitespace or control characters")
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
         raise WebhookURLError(f"invalid URL: {exc}") from None
@@ -82,19 +124,15 @@ async def resolve(target: Target, allow_private: bool, timeout: float = 5.0) -> 
             addrs = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
         if not addrs:
             raise OSError(f"{target.host} has no address")
-    if not allow_private:
-        for a in addrs:
-            if blocked_address(a):
-                raise SSRFBlocked(
-                    f"{target.host} resolves to {a}, a non-public address; webhooks may "
-                    "only reach public addresses unless an admin allows private ones"
-                )
+    if not allow_private and any(blocked_address(a) for a in addrs):
+        raise SSRFBlocked(BLOCKED_MESSAGE)
     return str(addrs[0])
 
 
 async def check_endpoint_url(url: str, allow_private: bool) -> str:
-    """Validate a URL at registration; returns it normalised.  A name that does
-    not resolve now is accepted (DNS may be down); every delivery checks again."""
+    """Validate a URL at registration; returns it as it is to be stored.  A
+    name that does not resolve now is accepted (DNS may be down); every
+    delivery checks again."""
     target = parse_url(url)
     try:
         await resolve(target, allow_private)
@@ -102,4 +140,4 @@ async def check_endpoint_url(url: str, allow_private: bool) -> str:
         raise
     except (OSError, TimeoutError):
         pass
-    return url.strip()
+    return url
