@@ -11,37 +11,27 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 
 from aiprod.errors import error_responses
 
 
 def install(app: FastAPI) -> None:
+    """Wrap whatever builds the schema now (FastAPI's, with the permission
+    annotations of ``identity.deps.check_routes``) and add the 400s once."""
+    build = app.openapi
+    bad_request = {
+        "description": error_responses(400)[400]["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
+
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-                tags=app.openapi_tags,
-            )
-            bad_request = error_responses(400)[400]
+        fresh = app.openapi_schema is None
+        schema = build()
+        if fresh:
             for item in schema.get("paths", {}).values():
                 for operation in item.values():
                     if isinstance(operation, dict) and "requestBody" in operation:
-                        operation.setdefault("responses", {}).setdefault(
-                            "400",
-                            {
-                                "description": bad_request["description"],
-                                "content": {
-                                    "application/json": {
-                                        "schema": {"$ref": "#/components/schemas/ErrorResponse"}
-                                    }
-                                },
-                            },
-                        )
-            app.openapi_schema = schema
-        return app.openapi_schema
+                        operation.setdefault("responses", {}).setdefault("400", bad_request)
+        return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    setattr(app, "openapi", openapi)  # noqa: B010 (FastAPI's documented override)
