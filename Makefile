@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PROMPT ?= A short film about how honeybees turn flowers into honey
 OUT    ?= out
+# pytest-xdist workers for `make test` (each has its own databases, ports, folders)
+TEST_WORKERS ?= auto
 
 .PHONY: run video test lint bench clean install
 
@@ -26,7 +28,7 @@ video: install
 test: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -18,8 +18,9 @@
   app fixtures of each domain start from).
 
 Under pytest-xdist (``make test`` runs ``-n``): every name above is per worker
-(databases, ports, ``tmp_path``, event channels); tests that share a module-
-or class-scoped fixture run in one worker (see ``pytest_collection_modifyitems``).
+(databases, ports, ``tmp_path``, event channels); the modules listed in
+``ONE_WORKER_MODULES`` (module-scoped servers, a probe written into src/) run
+in one worker.
 """
 
 from __future__ import annotations
@@ -50,6 +51,18 @@ REDIS_URL = os.environ.get("AIPROD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECRET_KEY = "test-signing-key-" + "x" * 32
 WORKER_ID = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
+# Rich sizes CLI tables to the terminal, which xdist workers do not have (80
+# columns then); one width everywhere keeps the CLI tests' output the same.
+os.environ.setdefault("COLUMNS", "120")
+
+# Modules whose tests must run in one worker (``make test`` runs xdist with
+# ``--dist loadgroup``; see `pytest_xdist_make_scheduler`), and why.
+ONE_WORKER_MODULES = {
+    "tests/test_layers.py": "one test writes a probe module into src/ that another's walk sees",
+    "tests/events/test_cluster.py": "a module-scoped cluster of API and worker processes",
+    "tests/storage/test_store.py": "a module-scoped S3 (moto) server",
+}
+
 
 # ------------------------------------------------------------------ services
 
@@ -71,23 +84,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def xdist_group_for(item: pytest.Item) -> str | None:
-    """Tests sharing a module- or class-scoped fixture (a cluster of processes,
-    an S3 server) stay in one worker so that it is started once."""
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` that also keeps each of `ONE_WORKER_MODULES` on one
+    worker.  (pytest 9.2 ignores the node-id suffix through which xdist 3.8
+    passes ``xdist_group`` marks, pytest-xdist#1386, so the marks alone do not
+    group; the module list works on either.)"""
+    if config.getvalue("dist") != "loadgroup":
         return None
-    for defs in info.name2fixturedefs.values():
-        if any(d.scope in ("module", "class") for d in defs):
-            return item.nodeid.split("::", 1)[0]
-    return None
+    from xdist.scheduler import LoadGroupScheduling
 
+    class Scheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            if module in ONE_WORKER_MODULES:
+                return module
+            return str(super()._split_scope(nodeid))
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        group = xdist_group_for(item)
-        if group is not None and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(group))
+    return Scheduling(config, log)
 
 
 # ----------------------------------------------------------------- passwords
