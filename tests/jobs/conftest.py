@@ -111,9 +111,11 @@ async def new_user(db: Database, settings: Settings, role: str = "user") -> User
 
 
 def make_request(**changes: Any) -> ProductionRequest:
-    """A tiny production: 480p, 24 fps, quick_social, no music, a ~5 s script."""
+    """A tiny production: 480x480 (the smallest frame a request can ask for),
+    24 fps, quick_social, no music, a ~5 s script."""
     base: dict[str, Any] = {
         "script": SCRIPT,
+        "aspect": "1:1",
         "resolution": "480p",
         "fps": 24,
         "preset": "quick_social",

@@ -212,7 +212,7 @@ async def test_worker_makes_the_video_end_to_end(
     await storage.get_to_file(artifact_key(job.id, "video.mp4"), video)
     info = probe(video)
     assert (info.video_codec, info.audio_codec) == ("h264", "aac")
-    assert (info.width, info.height, round(info.fps)) == (854, 480, 24)
+    assert (info.width, info.height, round(info.fps)) == (480, 480, 24)
     sb = Storyboard.model_validate(done.storyboard)
     assert info.duration == pytest.approx(sb.duration, rel=0.05)
     assert (
