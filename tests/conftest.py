@@ -61,7 +61,10 @@ ONE_WORKER_MODULES = {
     "tests/test_layers.py": "one test writes a probe module into src/ that another's walk sees",
     "tests/events/test_cluster.py": "a module-scoped cluster of API and worker processes",
     "tests/storage/test_store.py": "a module-scoped S3 (moto) server",
-}
+    "tests/production/test_pipeline.py": "a module-scoped production, rendered once",
+    "tests/production/test_montage.py": "module-scoped clips and montages",
+    "tests/production/test_narrate.py": "module-scoped narrations",
+}  # a new module-scoped fixture that is costly to make belongs here too
 
 
 # ------------------------------------------------------------------ services
