@@ -76,7 +76,7 @@ def test_head_matches_the_models(db_url: str) -> None:  # noqa: F811
     assert tables >= TABLES
     assert diffs == []
     assert revision == HEADS
-    assert frozenset({"0003"}) == HEADS
+    assert len(HEADS) == 1  # branches are merged before they land
 
 
 def test_migrations_go_down_and_up_again(db_url: str) -> None:  # noqa: F811

@@ -28,12 +28,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from aiprod.jobs.models import SEQ_MAX
+
 PROTOCOL_VERSION = 1
 
-MAX_SEQ = 2**63 - 1
-"""The largest sequence number a client may name (a signed 64-bit integer,
-what the database stores): larger ones are refused as invalid input instead of
-failing deep inside a query."""
+MAX_SEQ = SEQ_MAX  # the database's bound (jobs.models)
 
 JobStatus = Literal["queued", "processing", "awaiting_approval", "completed", "failed", "cancelled"]
 

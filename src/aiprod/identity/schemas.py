@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from aiprod.access_config import Role
 from aiprod.identity.api_keys.service import KeyRotated, key_status
@@ -51,7 +53,17 @@ def _as_utc(t: datetime) -> datetime:
         raise ValueError("the time is outside the years 1-9999 in UTC") from None
 
 
-UTCTime = Annotated[datetime, AfterValidator(_as_utc)]
+def _iso_only(value: object) -> object:
+    """ISO 8601 text only: pydantic would also read a bare number as a Unix
+    time, which the schema (`format: date-time`) does not promise."""
+    if isinstance(value, (int, float)) or (
+        isinstance(value, str) and re.fullmatch(r"\s*[-+]?[\d.eE+-]+\s*", value)
+    ):
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2026-12-01T08:00:00Z")
+    return value
+
+
+UTCTime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_as_utc)]
 
 
 class _Strict(BaseModel):
@@ -160,6 +172,7 @@ class ApiKeyCreate(_Strict):
     name: str = Field(min_length=1, max_length=100, examples=["render farm"])
     scopes: list[Permission] | None = Field(
         None,
+        min_length=1,
         description="What the key may do: a subset of the owner's permissions. Default: "
         "all of them except admin:*.",
     )
@@ -240,6 +253,7 @@ class RevokeAllKeys(_Strict):
 class RotateDue(_Strict):
     max_age_days: float | None = Field(
         None,
+        strict=True,  # a number, not `true`
         gt=0,
         le=MAX_AGE_DAYS,
         allow_inf_nan=False,
@@ -275,8 +289,11 @@ class RotateDueResult(BaseModel):
 
 
 class UserPatch(_Strict):
-    role: Role | None = Field(None, description="Needs admin:roles.")
-    is_active: bool | None = Field(
+    # At least one field; null is not a value of either (omit the field).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    role: Role | SkipJsonSchema[None] = Field(None, description="Needs admin:roles.")
+    is_active: bool | SkipJsonSchema[None] = Field(
         None, description="false disables the account and revokes its sessions."
     )
 

@@ -36,6 +36,7 @@ from aiprod.identity.deps import (
 from aiprod.jobs import checks
 from aiprod.jobs.catalog import catalog
 from aiprod.jobs.deps import ArtifactsDep, Jobs, RootPath, SettingsDep
+from aiprod.jobs.models import SEQ_MAX
 from aiprod.jobs.schemas import (
     ArtifactList,
     ArtifactOut,
@@ -56,7 +57,6 @@ ProductionId = Annotated[uuid.UUID, Path(description="The production's id.")]
 _READ_ERRORS = error_responses(401, 404, 422)
 _ACTION_ERRORS = error_responses(401, 403, 404, 409, 413, 422)
 PAGE_CAP = 1000  # what `limit` may ask; the server's page size caps it further
-SEQ_MAX = 2**31 - 1  # event sequence numbers are 32-bit integers in the database
 
 PageSize = Annotated[
     int,

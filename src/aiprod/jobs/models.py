@@ -22,6 +22,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from aiprod.db.base import Base, JSONType, UTCDateTime, new_id, utcnow
 
+SEQ_MAX = 2**31 - 1
+"""The largest event sequence number: `seq` columns are 32-bit integers, so a
+client naming a larger one is refused as invalid input, not failed in a query."""
+
 
 class Job(Base):
     __tablename__ = "jobs"

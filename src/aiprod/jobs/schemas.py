@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal, cast, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from aiprod.jobs.models import Job, JobEvent
 from aiprod.jobs.state import STATUSES
@@ -148,16 +149,19 @@ class ArtifactList(BaseModel):
 class RerenderRequest(BaseModel):
     """Fields of one scene to change; those left out keep their value."""
 
-    model_config = ConfigDict(extra="forbid")
+    # At least one field; only `voice` and `style` may be null (the others: omit them).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    narration: str | None = Field(None, max_length=2000)
-    visual: str | None = Field(None, max_length=1000)
-    on_screen_text: str | None = Field(None, max_length=200)
+    narration: Annotated[str, Field(max_length=2000)] | SkipJsonSchema[None] = None
+    visual: Annotated[str, Field(max_length=1000)] | SkipJsonSchema[None] = None
+    on_screen_text: Annotated[str, Field(max_length=200)] | SkipJsonSchema[None] = None
     voice: Voice | None = Field(None, description="null clears the scene's override.")
     style: VisualStyle | None = Field(None, description="null clears the scene's override.")
-    camera: CameraMove | None = None
-    transition: Transition | None = None
-    duration: float | None = Field(None, gt=0.5, le=120, allow_inf_nan=False)
+    camera: CameraMove | SkipJsonSchema[None] = None
+    transition: Transition | SkipJsonSchema[None] = None
+    duration: (
+        Annotated[float, Field(gt=0.5, le=120, allow_inf_nan=False)] | SkipJsonSchema[None]
+    ) = None
 
     @model_validator(mode="before")
     @classmethod

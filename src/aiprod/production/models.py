@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -121,12 +121,27 @@ class UserMedia(_Strict):
         return v
 
 
+# Text fields are stripped and must keep something (JSON Schema patterns search).
+_NOT_BLANK: dict[str, Any] = {"pattern": r"\S"}
+
+
+def _registered_backends(schema: dict[str, Any]) -> None:
+    """The schema names the stages and each stage's backends as registered when
+    the OpenAPI document is built (plugins register theirs before that)."""
+    from aiprod.production import backends
+
+    schema["properties"] = {
+        stage: {"type": "string", "enum": backends.names(stage)} for stage in STAGES
+    }
+    schema["additionalProperties"] = False
+
+
 class ProductionRequest(_Strict):
     """What a user asks for.  Exactly one of `prompt` and `script`."""
 
-    prompt: str | None = Field(None, min_length=3, max_length=4000)
-    script: str | None = Field(None, min_length=3, max_length=50_000)
-    title: str | None = Field(None, max_length=120)
+    prompt: str | None = Field(None, min_length=3, max_length=4000, json_schema_extra=_NOT_BLANK)
+    script: str | None = Field(None, min_length=3, max_length=50_000, json_schema_extra=_NOT_BLANK)
+    title: str | None = Field(None, max_length=120, json_schema_extra=_NOT_BLANK)
     language: str = Field("en", min_length=2, max_length=16, pattern=r"^[A-Za-z\-]+$")
     duration: float | None = Field(
         None,
@@ -150,7 +165,9 @@ class ProductionRequest(_Strict):
     seed: int = Field(0, ge=0, le=2**31 - 1)
     review: bool = False
     backends: dict[str, str] = Field(
-        default_factory=dict, description="Backend per stage, e.g. {'narrate': 'espeak'}."
+        default_factory=dict,
+        description="Backend per stage, e.g. {'narrate': 'espeak'}.",
+        json_schema_extra=_registered_backends,
     )
 
     @field_validator("prompt", "script", "title")

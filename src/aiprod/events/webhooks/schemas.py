@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from aiprod.events.models import WebhookDelivery, WebhookEndpoint
 from aiprod.events.schemas import JOB_EVENT_TYPES
@@ -35,10 +36,23 @@ EventTypes = Annotated[
 ]
 
 
+# The schema states the shape; webhooks.ssrf enforces it, and the rest (no
+# credentials, a public host unless approved, no odd characters), at create and
+# update, answering `invalid_url` / `ssrf_blocked` rather than a bare pattern error.
+URL = Annotated[
+    str,
+    Field(
+        max_length=2048,
+        description="http(s) URL that receives POSTed events.",
+        json_schema_extra={"pattern": r"^[hH][tT][tT][pP][sS]?://[^\s/?#@]+([/?][^\s#]*)?$"},
+    ),
+]
+
+
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2048, description="http(s) URL that receives POSTed events.")
+    url: URL
     event_types: EventTypes
     description: str | None = Field(None, max_length=200)
     enabled: bool = True
@@ -52,13 +66,14 @@ class WebhookCreate(BaseModel):
 
 
 class WebhookUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # At least one field; only `description` may be null (the others: omit them).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    url: str | None = Field(None, max_length=2048)
-    event_types: EventTypes | None = None
+    url: URL | SkipJsonSchema[None] = None
+    event_types: EventTypes | SkipJsonSchema[None] = None
     description: str | None = Field(None, max_length=200)
-    enabled: bool | None = None
-    allow_private: bool | None = Field(
+    enabled: bool | SkipJsonSchema[None] = None
+    allow_private: bool | SkipJsonSchema[None] = Field(
         None,
         description="Admins only to set: approve the (new) URL for private addresses. "
         "A URL change without it revokes an earlier approval.",

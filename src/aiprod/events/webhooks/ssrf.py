@@ -93,12 +93,25 @@ def parse_url(url: str) -> Target:
         raise WebhookURLError("the URL must be http:// or https://")
     if not parts.hostname:
         raise WebhookURLError("the URL has no host")
+    if _literal(parts.hostname) is None and not _valid_name(parts.hostname):
+        raise WebhookURLError("the URL's host is not a valid DNS name")
     if parts.username is not None or parts.password is not None:
         raise WebhookURLError("credentials in the URL are not allowed; sign-verify instead")
     if parts.fragment:
         raise WebhookURLError("the URL may not have a #fragment")
     default = 443 if parts.scheme == "https" else 80
     return Target(parts.scheme, parts.hostname.lower(), port or default, parts.netloc)
+
+
+def _valid_name(host: str) -> bool:
+    """A name DNS can carry: IDNA-encodable, labels of 1-63 bytes, 253 in all
+    (the resolver raises on anything else instead of saying "no address")."""
+    try:
+        encoded = host.rstrip(".").encode("idna")
+    except UnicodeError:
+        return False
+    labels = encoded.split(b".")
+    return len(encoded) <= 253 and all(0 < len(label) <= 63 for label in labels)
 
 
 def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
