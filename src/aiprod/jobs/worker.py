@@ -1,5 +1,9 @@
 """The job worker: claims jobs, runs the production pipeline, checkpoints every stage.
 
+Size (~530 lines): one job's whole life (claim, lease and heartbeat, run,
+checkpoint, finish or retry) reads best in one place; checkpoint files live in
+``jobs/checkpoints.py`` and the lease queries in ``jobs/leases.py``.
+
 Why it is built this way:
 
 * The pipeline is synchronous, CPU-bound code, so it runs in a thread

@@ -1,5 +1,9 @@
 """Offline narration with eSpeak NG, driven through ctypes.
 
+Size (~600 lines): the ctypes binding, its callback and the one lock around
+eSpeak's global state belong together; splitting them would hand the lock to
+several modules.
+
 Why ctypes and not the `espeak-ng` command line: the library hands us, in the
 same pass that makes the audio, an event for every word with its position in
 the text and in the audio.  Those events are what subtitles and scene pacing

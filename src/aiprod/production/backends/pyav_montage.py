@@ -1,5 +1,9 @@
 """The montage: scene clips, narration, music and subtitles become the final MP4.
 
+Size (~660 lines): one timeline — frame arithmetic, transitions, the audio
+mix and subtitle burn-in share its integer frame counts; the reusable media
+helpers already live in ``production/media/``.
+
 Design constraints, and how they are met:
 
 * **Memory.**  A 1080p frame is 6 MB; a 30 s production has 900 of them.  Clips

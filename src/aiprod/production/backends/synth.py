@@ -1,5 +1,8 @@
 """Procedural background music: a small synthesiser that plays a chord progression.
 
+Size (~670 lines): the moods are data, but the instruments, drums and the
+section renderer they drive share one sample clock and one set of buffers.
+
 Why procedural: the engine must work offline with no licensed audio, and the
 music has to fit any duration exactly.  Each mood is a little arrangement
 (tempo, key, mode, progressions, instruments, drum pattern); the seed picks

@@ -1,5 +1,9 @@
 """Procedural backgrounds of the motion renderer: the camera and the animated fields.
 
+Size (~520 lines): the four motifs share the camera, the buffer pool and the
+quarter-resolution YUV conversion; one module per motif would scatter that
+shared discipline for ~100 lines each.
+
 A `Background` draws one motif (gradient, particles, geometric, waves: see
 `MOTIFS`) at a quarter of the frame's linear resolution, in planar float32
 RGB, then adds the vignette and the text scrim and converts to 8-bit Y, U and
