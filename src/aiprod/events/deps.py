@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aiprod.errors import AuthError, Forbidden
 from aiprod.events import auth
+from aiprod.events.bus import EventBus
 from aiprod.events.webhooks.delivery import WebhookDispatcher
 from aiprod.events.webhooks.service import WebhookService
 from aiprod.identity.deps import _unauthorized as unauthorized
@@ -77,7 +78,13 @@ def _dispatcher(request: Request) -> WebhookDispatcher | None:
     return cast(WebhookDispatcher | None, request.app.state.webhook_dispatcher)
 
 
+def _bus(request: Request) -> EventBus:
+    return cast(EventBus, request.app.state.events)
+
+
 EventSettings = Annotated[Settings, Depends(_settings)]
+Bus = Annotated[EventBus, Depends(_bus)]
+"""This process's event bus (log, fan-out, subscriptions)."""
 Webhooks = Annotated[WebhookService, Depends(_webhooks)]
 """The webhook service the app's lifespan built."""
 Dispatcher = Annotated[WebhookDispatcher | None, Depends(_dispatcher)]

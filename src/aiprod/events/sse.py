@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -18,23 +18,14 @@ from fastapi.responses import StreamingResponse
 from aiprod.errors import Forbidden, Invalid, NotFound, error_responses
 from aiprod.events import auth
 from aiprod.events.bus import EventBus
-from aiprod.events.deps import StreamPrincipal
+from aiprod.events.deps import Bus, EventSettings, StreamPrincipal
 from aiprod.events.schemas import MAX_SEQ, TERMINAL_EVENTS
 from aiprod.events.stream import EventStream
 from aiprod.jobs.state import TERMINAL
-from aiprod.settings import Settings
 
 router = APIRouter(prefix="/v1/productions", tags=["events"])
 
 RETRY_MS = 2000
-
-
-def _bus(request: Request) -> EventBus:
-    return cast(EventBus, request.app.state.events)
-
-
-def _settings(request: Request) -> Settings:
-    return cast(Settings, request.app.state.settings)
 
 
 @router.get(
@@ -56,6 +47,8 @@ async def stream_events(
     request: Request,
     production_id: Annotated[uuid.UUID, Path(description="The production's id.")],
     principal: StreamPrincipal,
+    bus: Bus,
+    settings: EventSettings,
     last_event_id: Annotated[
         str | None,
         Header(
@@ -71,13 +64,11 @@ async def stream_events(
 ) -> Response:
     """Replay the job's events after `Last-Event-ID` (or `after`), then stream
     them live.  Same messages, order and guarantees as the WebSocket."""
-    settings = _settings(request)
     origin = request.headers.get("origin")
     if not auth.origin_allowed(
         origin, request.url.scheme, request.headers.get("host"), settings.allowed_origins
     ):
         raise Forbidden("this origin may not open event streams")
-    bus = _bus(request)
     head = await bus.event_log.head(production_id)
     scope = auth.owner_scope(principal)
     if head is None or (scope is not None and head.owner_id != scope):
