@@ -4,8 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PROMPT ?= A short film about how honeybees turn flowers into honey
 OUT    ?= out
-# pytest-xdist workers for `make test` (each has its own databases, ports, folders)
-TEST_WORKERS ?= auto
+# pytest-xdist workers for `make test` (each has its own databases, ports and
+# folders): one more than the cores, as the suite also waits on subprocesses and
+# sockets (2 cores: 3 workers measured 245 s against 289 s with 2)
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 
 .PHONY: run video test lint bench clean install
 

@@ -64,6 +64,7 @@ ONE_WORKER_MODULES = {
     "tests/production/test_pipeline.py": "a module-scoped production, rendered once",
     "tests/production/test_montage.py": "module-scoped clips and montages",
     "tests/production/test_narrate.py": "module-scoped narrations",
+    "tests/production/test_music.py": "renders cached per process (functools.cache)",
 }  # a new module-scoped fixture that is costly to make belongs here too
 
 
