@@ -12,7 +12,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from standardwebhooks.webhooks import Webhook
 from starlette.requests import Request
 from starlette.responses import Response
 from tests.events.conftest import Live, free_port, make_settings, serve
+from tests.events.test_webhooks import wait_for
 
 from aiprod.db import migrate
 from aiprod.db.base import JSONType, UTCDateTime, utcnow
@@ -76,19 +77,6 @@ async def receiver(status: int = 200) -> AsyncIterator[Receiver]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
-
-
-async def wait_for(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def finished_deliveries(live: Live, headers: dict[str, str], hook: str) -> list[Any]:
