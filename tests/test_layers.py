@@ -29,6 +29,7 @@ LAYER = {
     "access_config": 0,
     "http_ranges": 0,
     "private_files": 0,
+    "tls": 0,
     "production": 1,
     "storage": 1,
     "db": 1,

@@ -89,7 +89,7 @@ def test_the_server_keeps_every_promise_of_its_openapi(server: Server, tmp_path:
             "--phases",
             "examples,coverage,fuzzing",
             "--max-examples",
-            "25",
+            "10",
             "--seed",
             "1",
             "--workers",

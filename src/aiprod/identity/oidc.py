@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import jwt
 
+from aiprod import tls
 from aiprod.access_config import OIDCIssuer, check_fetch_url
 from aiprod.identity.permissions import RANK
 
@@ -55,7 +56,9 @@ class ExternalIdentityClaims:
 
 async def _get_json(url: str, timeout: float) -> Any:
     async with (
-        httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client,
+        httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, verify=tls.client_context()
+        ) as client,
         client.stream("GET", url, headers={"Accept": "application/json"}) as response,
     ):
         if response.status_code != 200:

@@ -32,6 +32,7 @@ import httpx
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from aiprod import tls
 from aiprod.db.base import utcnow
 from aiprod.db.engine import Database
 from aiprod.events.envelope import Envelope
@@ -151,6 +152,7 @@ class WebhookDispatcher:
             timeout=httpx.Timeout(self.settings.webhook_timeout_seconds),
             follow_redirects=False,
             trust_env=False,
+            verify=tls.client_context(),
             headers={"user-agent": USER_AGENT},
         )
         self._task = asyncio.create_task(self._run(), name="aiprod-webhooks")
