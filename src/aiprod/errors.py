@@ -20,6 +20,7 @@ class AppError(Exception):
 
     status: ClassVar[int] = 400
     default_code: ClassVar[str] = "bad_request"
+    default_headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(
         self,
@@ -33,7 +34,7 @@ class AppError(Exception):
         self.message = message
         self.code = code or self.default_code
         self.details = details
-        self.headers = headers
+        self.headers = headers or self.default_headers
 
 
 class BadRequest(AppError):
@@ -46,18 +47,7 @@ class AuthError(AppError):
 
     status = 401
     default_code = "unauthorized"
-
-    def __init__(
-        self,
-        message: str,
-        code: str | None = None,
-        *,
-        details: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(
-            message, code, details=details, headers=headers or {"WWW-Authenticate": "Bearer"}
-        )
+    default_headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 (never mutated)
 
 
 class Forbidden(AppError):
