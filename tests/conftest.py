@@ -19,7 +19,7 @@
 
 Under pytest-xdist (``make test`` runs ``-n``): every name above is per worker
 (databases, ports, ``tmp_path``, event channels); the modules listed in
-``ONE_WORKER_MODULES`` (module-scoped servers, a probe written into src/) run
+``ONE_WORKER_MODULES`` (module-scoped servers and renders) run
 in one worker.
 """
 
@@ -58,7 +58,6 @@ os.environ.setdefault("COLUMNS", "120")
 # Modules whose tests must run in one worker (``make test`` runs xdist with
 # ``--dist loadgroup``; see `pytest_xdist_make_scheduler`), and why.
 ONE_WORKER_MODULES = {
-    "tests/test_layers.py": "one test writes a probe module into src/ that another's walk sees",
     "tests/events/test_cluster.py": "a module-scoped cluster of API and worker processes",
     "tests/storage/test_store.py": "a module-scoped S3 (moto) server",
     "tests/production/test_pipeline.py": "a module-scoped production, rendered once",

@@ -21,14 +21,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_http import Server, free_port
+from tests.e2e.test_http import Server, create_user, free_port
 
 HERE = Path(__file__).parent
 EMAIL = "fuzz-admin@example.com"
 PASSWORD = "a long enough fuzzing password"
 # Operations that end the caller's own credentials would turn the rest of the
 # run into 401s: they have their own tests (tests/identity).
-CREATE_ADMIN = ("-m", "aiprod.cli", "users", "create", EMAIL, "--role", "admin", "--password-stdin")
 OWN_CREDENTIALS = r"/v1/auth/(logout|revoke|password)|/sessions|/revoke-all"
 
 
@@ -52,14 +51,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         "AIPROD_LOGIN_ACCOUNT_FREE_FAILURES": "100",
         "AIPROD_LOGIN_ADDRESS_FREE_FAILURES": "10000",
     }
-    created = subprocess.run(
-        [sys.executable, *CREATE_ADMIN],
-        input=f"{PASSWORD}\n".encode(),
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stderr.decode()
+    create_user(env, EMAIL, PASSWORD, "--role", "admin")
     srv = Server(env, tmp_path / "server.log")
     srv.start()
     try:

@@ -31,6 +31,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def create_user(env: dict[str, str], email: str, password: str, *options: str) -> None:
+    """`aiprod users create` as an operator runs it (e.g. options "--role", "admin")."""
+    command = [sys.executable, "-m", "aiprod.cli", "users", "create", email, *options]
+    created = subprocess.run(
+        [*command, "--password-stdin"],
+        input=f"{password}\n".encode(),
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr.decode()
+
+
 class Server:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env = env
@@ -81,14 +94,7 @@ def server(db_url: str, tmp_path: Path) -> Iterator[Server]:  # noqa: F811
         "AIPROD_HEARTBEAT_SECONDS": "0.5",
         "AIPROD_POLL_SECONDS": "0.2",
     }
-    created = subprocess.run(
-        [sys.executable, "-m", "aiprod.cli", "users", "create", EMAIL, "--password-stdin"],
-        input=f"{PASSWORD}\n".encode(),
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stderr.decode()
+    create_user(env, EMAIL, PASSWORD)
     srv = Server(env, tmp_path / "server.log")
     srv.start()
     try:
