@@ -91,8 +91,6 @@ def _allowed(need: str, role: str) -> bool | None:
         return True
     if need in PERMISSIONS["admin"]:
         return need in PERMISSIONS[role]
-    if need.startswith("role:"):
-        return role in need.removeprefix("role:").split("|")
     return None
 
 

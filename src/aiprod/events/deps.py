@@ -13,7 +13,7 @@ from aiprod.events import auth
 from aiprod.events.bus import EventBus
 from aiprod.events.webhooks.delivery import WebhookDispatcher
 from aiprod.events.webhooks.service import WebhookService
-from aiprod.identity.deps import _unauthorized as unauthorized
+from aiprod.identity.deps import unauthorized
 from aiprod.identity.permissions import Principal
 from aiprod.settings import Settings
 

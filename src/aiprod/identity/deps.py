@@ -72,7 +72,7 @@ def audit_context(request: Request, principal: Principal | None = None) -> Audit
     return ctx if principal is None else ctx.as_principal(principal)
 
 
-def _unauthorized(message: str, invalid_token: bool) -> AppError:
+def unauthorized(message: str, invalid_token: bool) -> AppError:
     # RFC 6750 §3: no error code when credentials are simply missing.
     challenge = 'Bearer error="invalid_token"' if invalid_token else "Bearer"
     return AuthError(message, headers={"WWW-Authenticate": challenge})
@@ -84,30 +84,24 @@ async def _authenticated(
 ) -> Authenticated:
     """Who is calling (once per request), else 401."""
     if credentials is None:
-        raise _unauthorized("missing bearer token", invalid_token=False)
+        raise unauthorized("missing bearer token", invalid_token=False)
     try:
         found = await identity_service(request).authenticate(credentials.credentials)
     except AuthError as exc:
-        raise _unauthorized(exc.message, invalid_token=True) from None
+        raise unauthorized(exc.message, invalid_token=True) from None
     request.state.principal = found.principal
     return found
 
 
 @dataclass(frozen=True)
 class Guard:
-    """What a route needs, as declared: a permission, a role set, or just a caller."""
+    """What a route needs, as declared: a permission, or just a caller."""
 
     permission: str | None = None
-    roles: frozenset[str] | None = None
     session_only: bool = False
 
     def describe(self) -> str:
-        if self.permission is not None:
-            need = self.permission
-        elif self.roles is not None:
-            need = "role:" + "|".join(sorted(self.roles))
-        else:
-            need = "authenticated"
+        need = self.permission if self.permission is not None else "authenticated"
         return need + (" (login session)" if self.session_only else "")
 
 
@@ -146,14 +140,6 @@ def _guarded(guard: Guard) -> Callable[..., Awaitable[Principal]]:
                 f"this action needs the permission {guard.permission} "
                 f"(you are {principal.role}{_via(principal)})",
             )
-        if guard.roles is not None and principal.role not in guard.roles:
-            raise await deny(
-                request,
-                principal,
-                need,
-                f"this action needs the role {' or '.join(sorted(guard.roles))} "
-                f"(you are {principal.role})",
-            )
         return principal
 
     check.__aiprod_guard__ = guard  # type: ignore[attr-defined]
@@ -188,35 +174,6 @@ async def _current_user(
 
 
 CurrentUser = Annotated[User, Depends(_current_user)]
-
-
-def _user_for(guard: Guard) -> Callable[..., Awaitable[User]]:
-    role_check = _guarded(guard)
-
-    # A default, not an Annotated string: `role_check` is local, and string
-    # annotations resolve against module globals only.
-    async def check(
-        found: Annotated[Authenticated, Depends(_authenticated)],
-        _: Principal = Depends(role_check),
-    ) -> User:
-        return found.user
-
-    return check
-
-
-def require_role(*roles: str) -> Callable[..., Awaitable[User]]:
-    """A dependency admitting only users whose current role is one of `roles`
-    (403 otherwise; authentication still answers 401 first).  Prefer
-    `require(permission)`."""
-    return _user_for(Guard(roles=frozenset(roles)))
-
-
-def require_user(permission: str) -> Callable[..., Awaitable[User]]:
-    """Like `require(permission)`, for handlers that want the User row."""
-    return _user_for(Guard(permission))
-
-
-AdminUser = Annotated[User, Depends(require_role("admin"))]
 
 
 def owner_scope(who: Principal | User) -> uuid.UUID | None:
