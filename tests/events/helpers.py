@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from aiprod.db.engine import Database
-from aiprod.events.bus import EventPublisher, RedisPublisher, Sink
+from aiprod.events.bus import EventPublisher, Sink
+from aiprod.events.transports.redis import RedisPublisher
 from aiprod.jobs.service import JobService
 from aiprod.settings import Settings
 

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 from aiprod.db.engine import Database
 from aiprod.events.envelope import Envelope, envelope
 from aiprod.events.event_log import EventLog
-from aiprod.events.subscription import HEARTBEAT, OVERFLOW, Scope, Subscription
+from aiprod.events.subscription import Scope, Subscription
 from aiprod.events.tasks import cancel_all
 from aiprod.events.transports.poll import LogPoller
 from aiprod.events.transports.postgres import PostgresListener, notify
@@ -50,16 +50,7 @@ from aiprod.jobs.models import Job, JobEvent
 from aiprod.jobs.service import EventHook
 from aiprod.settings import Settings
 
-__all__ = [
-    "HEARTBEAT",
-    "OVERFLOW",
-    "EventBus",
-    "EventPublisher",
-    "RedisPublisher",
-    "Sink",
-    "Subscription",
-    "worker_publisher",
-]
+__all__ = ["EventBus", "EventPublisher", "Sink", "worker_publisher"]
 
 log = logging.getLogger("aiprod.events")
 
