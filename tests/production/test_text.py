@@ -152,7 +152,7 @@ def test_blend_clips_at_every_edge(x: int, y: int) -> None:
     assert ((frame[..., 0] == 255) == expected).all()
 
 
-def test_font_is_pillows_bundled_freetype_font() -> None:
+def test_primary_font_is_cached_and_scales() -> None:
     font = load_font(40)
     assert font.size == 40
     assert load_font(40) is font  # cached

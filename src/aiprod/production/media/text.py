@@ -7,12 +7,23 @@ alpha-blended into each frame only inside the sprite's bounding box.  The
 visuals renderer uses these helpers for on-screen titles and the montage for
 burned-in subtitles, so both look the same.
 
-The font is the FreeType font that ships inside Pillow
-(``ImageFont.load_default(size=...)``): no system fonts are needed, so renders
-are identical on every machine.  Font objects are cached and shared, and a
-FreeType face must not be used by two threads at once, so every call into the
-font goes through one lock (text is laid out once per scene, so it never
-contends in practice).
+Fonts ship inside the package (``media/fonts``, SIL OFL; see its README):
+Noto Sans for Latin, Greek and Cyrillic with their punctuation and currency
+signs, then Noto Sans Math and Noto Sans Symbols2 for arrows, operators and
+symbols.  They form a fallback chain (`FONT_CHAIN`): each character is drawn
+with the first font that has it, so a line is laid out as runs of one font
+each, on a common baseline.  A character that no font has is drawn with the
+primary font (its ``.notdef`` box) and reported by `missing_glyphs`, which the
+``glyphs`` QA check uses to fail such a video instead of delivering empty boxes.
+No system fonts are used and layout is FreeType's basic engine (no HarfBuzz),
+so renders are identical on every machine.  Text is NFC-normalised first, so
+a letter typed as base + combining accent is drawn as its precomposed glyph.
+
+Font objects are cached and shared, and a FreeType face must not be used by
+two threads at once, so every call into a font goes through one lock (text is
+laid out once per scene, so it never contends in practice).  Widths and wraps
+are cached too: layout (fitting, balancing) measures the same strings many
+times.
 
 Geometry of a sprite: the text block (lines of ``line_height(size_px)`` pixels,
 each as wide as its advance) starts at ``(pad, pad)`` with
@@ -23,8 +34,11 @@ wants the text itself at (x, y) blends the sprite at (x - pad, y - pad).
 
 from __future__ import annotations
 
+import struct
 import threading
+import unicodedata
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -36,17 +50,152 @@ RGB = tuple[int, int, int]
 RGBA = tuple[int, int, int, int]
 
 MIN_FONT_PX = 6
+FONT_DIR = Path(__file__).with_name("fonts")
+FONT_CHAIN: tuple[str, ...] = (
+    "NotoSans-Regular.ttf",
+    "NotoSansMath-Regular.ttf",
+    "NotoSansSymbols2-Regular.ttf",
+)
+"""Font files in `FONT_DIR`, in order of preference per character."""
 _FONT_LOCK = threading.RLock()
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def _cmap(path: Path) -> frozenset[int]:
+    """Code points the font at `path` maps to a glyph (its Unicode ``cmap``,
+    formats 4 and 12: what every TrueType font carries).
+
+    A few dozen lines of struct reading instead of a font library at run time;
+    the tests check it against fontTools on the shipped fonts.
+    """
+    data = path.read_bytes()
+    (num_tables,) = struct.unpack_from(">H", data, 4)
+    cmap_at = None
+    for i in range(num_tables):
+        tag, _checksum, offset, _length = struct.unpack_from(">4sIII", data, 12 + 16 * i)
+        if tag == b"cmap":
+            cmap_at = offset
+    if cmap_at is None:
+        return frozenset()
+    (count,) = struct.unpack_from(">H", data, cmap_at + 2)
+    best: tuple[int, int] | None = None  # (preference, subtable offset)
+    for i in range(count):
+        platform, encoding, offset = struct.unpack_from(">HHI", data, cmap_at + 4 + 8 * i)
+        (fmt,) = struct.unpack_from(">H", data, cmap_at + offset)
+        unicode_table = platform == 0 or (platform == 3 and encoding in (1, 10))
+        if unicode_table and fmt in (4, 12):
+            rank = 2 if fmt == 12 else 1
+            if best is None or rank > best[0]:
+                best = (rank, cmap_at + offset)
+    if best is None:
+        return frozenset()
+    at = best[1]
+    points: set[int] = set()
+    (fmt,) = struct.unpack_from(">H", data, at)
+    if fmt == 12:
+        (groups,) = struct.unpack_from(">I", data, at + 12)
+        for g in range(groups):
+            first, last, glyph = struct.unpack_from(">III", data, at + 16 + 12 * g)
+            points.update(cp for cp in range(first, last + 1) if glyph + cp - first)
+        return frozenset(points)
+    (seg_x2,) = struct.unpack_from(">H", data, at + 6)
+    n = seg_x2 // 2
+    ends = struct.unpack_from(f">{n}H", data, at + 14)
+    starts = struct.unpack_from(f">{n}H", data, at + 16 + seg_x2)
+    deltas = struct.unpack_from(f">{n}h", data, at + 16 + 2 * seg_x2)
+    range_at = at + 16 + 3 * seg_x2
+    offsets = struct.unpack_from(f">{n}H", data, range_at)
+    for k in range(n):
+        lo, hi = starts[k], ends[k]
+        if lo == 0xFFFF:
+            continue
+        for cp in range(lo, hi + 1):
+            if offsets[k] == 0:
+                glyph = (cp + deltas[k]) & 0xFFFF
+            else:
+                where = range_at + 2 * k + offsets[k] + 2 * (cp - lo)
+                (glyph,) = struct.unpack_from(">H", data, where)
+                glyph = (glyph + deltas[k]) & 0xFFFF if glyph else 0
+            if glyph:
+                points.add(cp)
+    return frozenset(points)
+
+
+@lru_cache(maxsize=1)
+def _coverage() -> tuple[frozenset[int], ...]:
+    """Each chain font's code points, read once."""
+    return tuple(_cmap(FONT_DIR / name) for name in FONT_CHAIN)
+
+
+@lru_cache(maxsize=4096)
+def font_index(char: str) -> int | None:
+    """Position in `FONT_CHAIN` of the first font that can draw `char`, or None."""
+    cp = ord(char)
+    for i, points in enumerate(_coverage()):
+        if cp in points:
+            return i
+    return None
+
+
+def _invisible(char: str) -> bool:
+    return (
+        unicodedata.category(char) in _INVISIBLE
+        or 0xFE00 <= ord(char) <= 0xFE0F  # variation selectors
+    )
+
+
+def missing_glyphs(text: str) -> set[str]:
+    """Characters of `text` that no font of the chain can draw (after NFC
+    normalisation), ignoring whitespace and control/format characters."""
+    return {
+        ch
+        for ch in set(unicodedata.normalize("NFC", text))
+        if not _invisible(ch) and font_index(ch) is None
+    }
 
 
 @lru_cache(maxsize=64)
-def load_font(size_px: int) -> ImageFont.FreeTypeFont:
-    """Pillow's bundled FreeType font at `size_px` (cached: loading costs ~1 ms)."""
+def _fonts(size_px: int) -> tuple[ImageFont.FreeTypeFont, ...]:
+    """The chain's fonts at `size_px` (cached: loading costs ~1 ms each)."""
+    size = max(MIN_FONT_PX, int(size_px))
     with _FONT_LOCK:
-        font = ImageFont.load_default(size=max(MIN_FONT_PX, int(size_px)))
-    if not isinstance(font, ImageFont.FreeTypeFont):  # Pillow built without FreeType
-        raise RuntimeError("Pillow was built without FreeType; text rendering needs it")
-    return font
+        return tuple(
+            ImageFont.truetype(str(FONT_DIR / name), size, layout_engine=ImageFont.Layout.BASIC)
+            for name in FONT_CHAIN
+        )
+
+
+def load_font(size_px: int) -> ImageFont.FreeTypeFont:
+    """The primary font (Noto Sans Regular) at `size_px`, cached.  Its metrics set
+    the line height and baseline; `runs` says which font draws each character."""
+    return _fonts(size_px)[0]
+
+
+@lru_cache(maxsize=4096)
+def runs(text: str) -> tuple[tuple[int, str], ...]:
+    """`text` (NFC) split into (font index in `FONT_CHAIN`, substring) runs.
+
+    Spaces are the primary font's (symbol fonts have wide ones); controls,
+    format characters and combining marks stay in the run they follow;
+    characters no font has go to the primary font (drawn as its ``.notdef`` box,
+    and reported by `missing_glyphs`).
+    """
+    out: list[tuple[int, str]] = []
+    current, start = 0, 0
+    text = unicodedata.normalize("NFC", text)
+    for i, ch in enumerate(text):
+        if (_invisible(ch) and not ch.isspace()) or (i and unicodedata.combining(ch)):
+            continue
+        index = font_index(ch)
+        if index is None:
+            index = 0
+        if index != current:
+            if i > start:
+                out.append((current, text[start:i]))
+            current, start = index, i
+    if len(text) > start:
+        out.append((current, text[start:]))
+    return tuple(out)
 
 
 def line_height(size_px: int) -> int:
@@ -55,6 +204,12 @@ def line_height(size_px: int) -> int:
     with _FONT_LOCK:
         ascent, descent = font.getmetrics()
     return round((ascent + descent) * 1.12)
+
+
+def _ascent(size_px: int) -> int:
+    font = load_font(size_px)
+    with _FONT_LOCK:
+        return int(font.getmetrics()[0])
 
 
 def shadow_geometry(size_px: int) -> tuple[int, float]:
@@ -81,11 +236,12 @@ def sprite_padding(size_px: int, *, shadow: bool = True, box: RGBA | None = None
     return pad
 
 
+@lru_cache(maxsize=16384)
 def text_width(text: str, size_px: int) -> float:
-    """Advance width of one line of `text` in pixels."""
-    font = load_font(size_px)
+    """Advance width of one line of `text` in pixels (the sum of its runs)."""
+    fonts = _fonts(size_px)
     with _FONT_LOCK:
-        return float(font.getlength(text))
+        return float(sum(fonts[i].getlength(part) for i, part in runs(text)))
 
 
 def wrap_text(text: str, size_px: int, max_width: int) -> list[str]:
@@ -94,32 +250,30 @@ def wrap_text(text: str, size_px: int, max_width: int) -> list[str]:
     Explicit newlines are kept.  A single word wider than the limit is split
     between characters rather than overflowing the frame.  Blank input gives [].
     """
-    font = load_font(size_px)
-    max_width = max(1, max_width)
-    with _FONT_LOCK:
-        return _wrap(text, font, max_width)
+    return list(_wrap(unicodedata.normalize("NFC", text), size_px, max(1, max_width)))
 
 
-def _wrap(text: str, font: ImageFont.FreeTypeFont, max_width: int) -> list[str]:
+@lru_cache(maxsize=4096)
+def _wrap(text: str, size_px: int, max_width: int) -> tuple[str, ...]:
     lines: list[str] = []
     for paragraph in text.splitlines():
         current = ""
         for word in paragraph.split():
             candidate = f"{current} {word}" if current else word
-            if font.getlength(candidate) <= max_width:
+            if text_width(candidate, size_px) <= max_width:
                 current = candidate
                 continue
             if current:
                 lines.append(current)
                 current = ""
-            while font.getlength(word) > max_width and len(word) > 1:
-                cut = _fit_chars(word, font, max_width)
+            while text_width(word, size_px) > max_width and len(word) > 1:
+                cut = _fit_chars(word, size_px, max_width)
                 lines.append(word[:cut])
                 word = word[cut:]
             current = word
         if current:
             lines.append(current)
-    return lines
+    return tuple(lines)
 
 
 def balanced_width(text: str, size_px: int, max_width: int) -> int:
@@ -142,12 +296,12 @@ def balanced_width(text: str, size_px: int, max_width: int) -> int:
     return hi
 
 
-def _fit_chars(word: str, font: ImageFont.FreeTypeFont, max_width: int) -> int:
+def _fit_chars(word: str, size_px: int, max_width: int) -> int:
     """Largest prefix length (≥ 1) of `word` that fits in `max_width`."""
     lo, hi = 1, len(word)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if font.getlength(word[:mid]) <= max_width:
+        if text_width(word[:mid], size_px) <= max_width:
             lo = mid
         else:
             hi = mid - 1
@@ -186,7 +340,8 @@ def render_text_sprite(
     lines = wrap_text(text, size_px, max_width)
     if not lines:
         return np.zeros((1, 1, 4), np.uint8)
-    font = load_font(size_px)
+    fonts = _fonts(size_px)
+    ascent = _ascent(size_px)
     pad = sprite_padding(size_px, shadow=shadow, box=box)
     lh = line_height(size_px)
     widths = [text_width(line, size_px) for line in lines]
@@ -203,8 +358,14 @@ def render_text_sprite(
             x = block_w - w
         else:
             x = (block_w - w) / 2
+        # Runs of each font share the primary font's baseline.
+        baseline = pad + i * lh + ascent
+        x += pad
         with _FONT_LOCK:
-            draw.text((pad + round(x), pad + i * lh), line, font=font, fill=255, anchor="la")
+            for index, part in runs(line):
+                font = fonts[index]
+                draw.text((round(x), baseline), part, font=font, fill=255, anchor="ls")
+                x += font.getlength(part)
 
     canvas = Image.new("RGBA", size, (0, 0, 0, 0))
     if box is not None:
