@@ -6,7 +6,10 @@ a muxer dropping audio, an encoder setting lost — is caught before delivery.
 
 Blocking checks are the ones that make a video wrong or unplayable somewhere:
 duration, size, frame rate, codecs, audio present and as long as the picture,
-black or frozen scenes, loudness, subtitle coverage and faststart.  Two checks
+black or frozen scenes, loudness, subtitle coverage, faststart, and ``glyphs``:
+every character of the text drawn into the picture (the title, each scene's
+on-screen text, burned-in subtitle cues) has a glyph in the shipped fonts, so
+nothing was rendered as an empty box.  Two checks
 are informational, because they describe something the montage aims for but
 that a player will not reject and that the AAC encoder can legitimately move a
 little:
@@ -29,6 +32,7 @@ from numpy.typing import NDArray
 
 from aiprod.production.media.loudness import integrated_loudness, true_peak_db
 from aiprod.production.media.probe import ProbeInfo, decode_audio, frames_at, probe
+from aiprod.production.media.text import missing_glyphs
 from aiprod.production.models import QACheck, QAReport, Storyboard, SubtitleCue
 from aiprod.production.stages.qa import QAInput
 from aiprod.production.subtitles import parse_srt
@@ -105,6 +109,37 @@ def coverage(span: tuple[float, float], cues: list[SubtitleCue]) -> float:
     return covered / (e - s)
 
 
+def drawn_text(inp: QAInput) -> list[tuple[str, str]]:
+    """(where, text) of everything drawn into the picture: the title (title and
+    end cards), each scene's on-screen text, and the cues when burned in."""
+    out = [("title", inp.storyboard.title)]
+    out += [(f"scene {s.index}", s.on_screen_text) for s in inp.storyboard.scenes]
+    if inp.subtitles_burned_in:
+        out += [(f"cue {k}", c.text) for k, c in enumerate(inp.cues)]
+    return out
+
+
+def glyphs_check(inp: QAInput) -> QACheck:
+    """Blocking: no drawn character lacks a glyph (it would show as an empty box)."""
+    missing: dict[str, list[str]] = {}
+    for where, text in drawn_text(inp):
+        for ch in sorted(missing_glyphs(text)):
+            missing.setdefault(ch, []).append(where)
+    if not missing:
+        return _check("glyphs", True, "every character drawn", "a glyph for every character")
+    named = "; ".join(
+        f"{ch!r} U+{ord(ch):04X} in {', '.join(places[:3])}"
+        + (f" and {len(places) - 3} more" if len(places) > 3 else "")
+        for ch, places in sorted(missing.items())
+    )
+    return _check(
+        "glyphs",
+        False,
+        f"no glyph for {len(missing)} character(s): {named}",
+        "a glyph for every character",
+    )
+
+
 class ProbeQA:
     """QualityChecker that probes and decodes the delivered file."""
 
@@ -119,6 +154,7 @@ class ProbeQA:
             return QAReport(passed=False, checks=checks)
         checks = [_check("readable", True, info.path.name, "a media file")]
         checks += self._container(inp, info)
+        checks.append(glyphs_check(inp))
         if info.has_video:
             checks += self._pictures(inp, info)
         checks += self._audio(inp, info)

@@ -27,6 +27,7 @@ class QAInput:
     narration_spans: list[tuple[float, float]]  # (start, end) of speech on the timeline
     subtitles_expected: bool
     target_lufs: float = -14.0
+    subtitles_burned_in: bool = False  # cue text is drawn into the picture (fonts matter)
 
 
 class QualityChecker(Backend, Protocol):
@@ -59,6 +60,7 @@ def run(
             cues=cues,
             narration_spans=spans,
             subtitles_expected=ctx.request.subtitles.enabled,
+            subtitles_burned_in=ctx.request.subtitles.enabled and ctx.request.subtitles.burn_in,
         )
     )
     write_json(ctx.outdir / "qa.json", report.model_dump(mode="json"))
