@@ -38,12 +38,21 @@ def make_engine(url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Any) -> None:
-            # Take the write lock up front: two deferred transactions that both
-            # upgrade to writing would fail with "database is locked" instead of
-            # waiting.  Several processes (API, workers) share one file.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front: two deferred transactions
+            # that both upgrade to writing would fail with "database is locked"
+            # instead of waiting.  Several processes (API, workers) share one
+            # file.  Readers (Database.session) begin deferred: in WAL mode they
+            # read a snapshot beside the writer and never queue for its lock.
+            if conn.get_execution_options().get(_READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+_READ_ONLY = "aiprod_read_only"
+"""Execution option of the engine behind :meth:`Database.session`."""
 
 
 class Database:
@@ -51,10 +60,15 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.readers = async_sessionmaker(
+            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as s:
+        """A session for reading: it is never committed (what it would write is
+        rolled back), and on SQLite it does not wait for the write lock."""
+        async with self.readers() as s:
             yield s
 
     @asynccontextmanager
