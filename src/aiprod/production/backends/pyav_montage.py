@@ -17,7 +17,8 @@ Design constraints, and how they are met:
 * **Broadcast-style audio.**  Narration is brought to a fixed speech level,
   music to a bed a few LU under it, the music ducks ~11 dB under speech with a
   smooth envelope (look-ahead so it is already down when a word starts), and
-  the sum is normalised to -14 LUFS with true peaks under -1 dBFS.
+  the sum is normalised to -14 LUFS with true peaks under -1 dBTP, measured on
+  the encoded AAC (what players decode), not only on the mix.
 * **Same encoder everywhere.**  Encoding goes through :class:`VideoWriter` with
   :func:`final_options`, like the rest of the engine.
 * **No colour conversions.**  The mezzanines decode to yuv420p, which is what the
@@ -44,7 +45,7 @@ from scipy.ndimage import maximum_filter1d
 
 from aiprod.production.media.audio import MIX_RATE, read_wav, resample
 from aiprod.production.media.frames import hex_to_rgb
-from aiprod.production.media.loudness import integrated_loudness, normalize
+from aiprod.production.media.loudness import integrated_loudness, normalize, true_peak_db
 from aiprod.production.media.memory import release_memory
 from aiprod.production.media.text import blend, render_text_sprite, sprite_padding
 from aiprod.production.media.video import Frame, VideoWriter, final_options
@@ -74,6 +75,10 @@ Audio = NDArray[np.float32]
 
 TARGET_LUFS = -14.0
 PEAK_CEILING_DB = -1.0
+"""True peak of the encoded track (dBTP), as streaming platforms ask."""
+AAC_HEADROOM_DB = 0.5
+"""The mix's ceiling sits this far under `PEAK_CEILING_DB`: AAC lifts peaks."""
+AAC_PEAK_PASSES = 3
 SPEECH_LUFS = -16.0
 """Level the narration bus is brought to before mixing (stereo-summed)."""
 MUSIC_BED_LUFS = -20.0
@@ -490,16 +495,17 @@ def ducking_gain(
     *,
     depth_db: float = DUCK_DB,
     threshold_db: float = -40.0,
-    hold_s: float = 0.25,
+    hold_s: float = 1.0,
     lookahead_s: float = 0.12,
     attack_s: float = 0.06,
-    release_s: float = 0.4,
+    release_s: float = 0.6,
 ) -> NDArray[np.float64]:
     """Per-sample music gain from a speech sidechain.
 
     Speech is "on" in every 10 ms hop whose RMS exceeds ``threshold_db``; the on
-    state is held across short pauses between words (``hold_s``) so the music
-    does not pump, and starts ``lookahead_s`` early (offline, we can look ahead)
+    state is held across the pauses between words and between close sentences
+    (``hold_s``), so the music stays down between lines instead of swelling up
+    in every breath, and starts ``lookahead_s`` early (offline, we can look ahead)
     so the first syllable is not masked.  The gain in dB then follows the target
     with one-pole smoothing, faster down (attack) than up (release).
     """
@@ -528,7 +534,7 @@ def ducking_gain(
 
 
 def mix_audio(inp: MontageInput, length: int) -> Audio:
-    """Narration + ducked music, normalised to -14 LUFS with peaks ≤ -1 dBFS."""
+    """Narration + ducked music, normalised to -14 LUFS with true peaks ≤ -1.5 dBTP."""
     speech = narration_bus(inp.narrations, inp.storyboard, inp.narration_lead, length)
     mix = _gain_to(np.repeat(speech[:, None], 2, axis=1), SPEECH_LUFS)
     del speech
@@ -539,7 +545,7 @@ def mix_audio(inp: MontageInput, length: int) -> Audio:
         del music
     # Only the mix is alive while it is normalised: this runs alongside the video
     # encoder, so its peak adds to the encoder's.
-    return normalize(mix, MIX_RATE, TARGET_LUFS, PEAK_CEILING_DB)
+    return normalize(mix, MIX_RATE, TARGET_LUFS, PEAK_CEILING_DB - AAC_HEADROOM_DB)
 
 
 # --- images -------------------------------------------------------------------------
@@ -558,9 +564,21 @@ def save_jpeg(frame: Frame, path: Path, width: int | None = None) -> Path:
 
 
 def _audio_track(inp: MontageInput, samples: int, writer: VideoWriter) -> tuple[float, list[Any]]:
-    """The programme's audio as (integrated loudness, encoded AAC packets)."""
+    """The programme's audio as (integrated loudness, encoded AAC packets).
+
+    The true-peak ceiling holds for what a player decodes, not only for the mix:
+    AAC's quantisation can lift peaks by up to ~1 dB, so the encoded track is
+    decoded and measured, and encoded again a little quieter when it overshoots
+    (the mix is limited with `AAC_HEADROOM_DB` to spare, so that is rare)."""
     mix = mix_audio(inp, samples)
-    return integrated_loudness(mix, MIX_RATE), writer.encode_audio(mix, MIX_RATE)
+    packets = writer.encode_audio(mix, MIX_RATE)
+    for _ in range(AAC_PEAK_PASSES):
+        peak = true_peak_db(writer.decode_audio(packets), MIX_RATE)
+        if peak <= PEAK_CEILING_DB - 0.05:
+            break
+        mix *= np.float32(10.0 ** ((PEAK_CEILING_DB - 0.15 - peak) / 20.0))
+        packets = writer.encode_audio(mix, MIX_RATE)
+    return integrated_loudness(mix, MIX_RATE), packets
 
 
 def _mux_audio(writer: VideoWriter, job: Future[tuple[float, list[Any]]]) -> float:

@@ -3,7 +3,7 @@ the benchmark baseline so that all three encode with exactly the same settings."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -74,6 +74,7 @@ class VideoWriter:
         self.frames = 0
         self._held: list[Any] | None = None  # video packets waiting for the audio
         self._audio_flushed = False
+        self._aac_config = b""  # AudioSpecificConfig of the last encode_audio
 
     def write(self, frame: Frame | av.VideoFrame) -> None:
         """Encode an RGB (height, width, 3) array, or a VideoFrame (`write_frame`)."""
@@ -149,18 +150,51 @@ class VideoWriter:
             self._held = []
 
     def encode_audio(self, samples: NDArray[np.float32], rate: int) -> list[Any]:
-        """Encode the whole audio track (like `write_audio`) and flush the audio
-        encoder, returning the packets unmuxed.
+        """Encode the whole audio track (like `write_audio`), returning the
+        packets unmuxed.
 
-        Touches only the audio encoder, so it may run on another thread while this
-        one writes video frames, provided nothing is muxed meanwhile (`hold_video`).
+        Touches no shared state, so it may run on another thread while this one
+        writes video frames, provided nothing is muxed meanwhile (`hold_video`).
+        Each call encodes afresh with an encoder of the stream's settings (not
+        the stream's own, which can be flushed only once), so a caller may
+        measure the result (`decode_aac`) and encode again before muxing.
         """
+        if self.audio is None:
+            raise RuntimeError("writer was opened without an audio stream")
+        encoder: Any = av.CodecContext.create("aac", "w")
+        encoder.sample_rate = rate
+        encoder.layout = self.audio.layout.name
+        encoder.format = "fltp"
+        encoder.bit_rate = self.audio.bit_rate
+        encoder.time_base = Fraction(1, rate)
+        encoder.open()
         packets: list[Any] = []
         for af in self._audio_frames(samples, rate):
-            packets.extend(self.audio.encode(af))
-        packets.extend(self.audio.encode())
+            packets.extend(encoder.encode(af))
+        packets.extend(encoder.encode(None))
+        for packet in packets:
+            packet.stream = self.audio
         self._audio_flushed = True
+        self._aac_config = bytes(encoder.extradata or b"")
         return packets
+
+    def decode_audio(self, packets: Sequence[Any]) -> NDArray[np.float32]:
+        """What a player hears from `packets` of `encode_audio`: (n, channels)
+        float32 at the stream's rate.  AAC's quantisation moves peaks (up to
+        ~1 dB over the input's), so the true peak is measured on this."""
+        if self.audio is None:
+            raise RuntimeError("writer was opened without an audio stream")
+        decoder: Any = av.CodecContext.create("aac", "r")
+        decoder.sample_rate = self.audio.rate
+        decoder.layout = self.audio.layout.name
+        decoder.extradata = self._aac_config
+        parts: list[NDArray[np.float32]] = []
+        for packet in [*packets, None]:
+            for frame in decoder.decode(packet):
+                parts.append(frame.to_ndarray().astype(np.float32, copy=False))
+        if not parts:
+            return np.zeros((0, self.audio.layout.nb_channels), np.float32)
+        return np.ascontiguousarray(np.concatenate(parts, axis=1).T)
 
     def mux_audio(self, packets: list[Any]) -> None:
         """Mux packets from `encode_audio`, then the video packets held back."""
