@@ -14,6 +14,7 @@ import random
 import re
 from collections.abc import Sequence
 
+from aiprod.production.language import shorten_title, title_case
 from aiprod.production.models import (
     CameraMove,
     ProductionRequest,
@@ -31,6 +32,7 @@ TITLE_SECONDS = 3.0
 END_SECONDS = 3.0
 MIN_SCENE = 2.5
 TARGET_SCENE = 7.0
+TITLE_MAX_CHARS = 120  # Storyboard.title's limit
 
 _MARKER = re.compile(
     r"^\s*(?:\[\s*scene[^\]]*\]|#{1,3}\s*scene\b.*|scene\s+\d+\s*[:.\-].*|-{3,}|\*{3,})\s*$",
@@ -102,10 +104,10 @@ class BuiltinPlanner:
         rng = random.Random(_seed(request))
         if request.script is not None:
             scenes = _scenes_from_script(request, rng)
-            title = request.title or _title_from_text(request.script)
+            title = request.title or _title_from_text(request.script, request.language)
         else:
             assert request.prompt is not None
-            title = request.title or _title_from_text(_topic(request.prompt))
+            title = request.title or _title_from_text(_topic(request.prompt), request.language)
             scenes = _scenes_from_prompt(request, rng, title)
         _attach_media(scenes, request.media)
         max_scenes = PRESETS[request.preset].max_scenes + 2  # title and end cards are extra
@@ -146,16 +148,23 @@ def _keywords(text: str, limit: int = 12) -> list[str]:
     return order[:limit]
 
 
-def _title_from_text(text: str) -> str:
-    first = _SENTENCE.split(text.strip())[0].strip().rstrip(".!?…")
-    words = first.split()
-    if len(words) > 8:
-        words = words[:8]
-    small = {"a", "an", "the", "and", "or", "of", "to", "in", "on", "at", "for", "into", "by"}
-    title = " ".join(
-        w if w.isupper() else w.lower() if w.lower() in small else w.capitalize() for w in words
-    )
-    return (title[:1].upper() + title[1:])[:120] or "Untitled"
+def _title_from_text(text: str, language: str = "en") -> str:
+    """A title from the first sentence of `text`, shortened only at a phrase
+    boundary (`language.shorten_title`; the renderer wraps what is left) and cased
+    for `language` (English headline case, sentence case elsewhere)."""
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not _MARKER.match(line) and not _DIRECTIVE.match(line)
+    ]
+    first = _SENTENCE.split(" ".join(lines))[0].strip().rstrip(".!?…") if lines else ""
+    title = ""
+    for limit in (10, 8, 6, 4, 3):
+        title = title_case(shorten_title(first, language, limit), language)
+        if len(title) <= TITLE_MAX_CHARS:
+            return title or "Untitled"
+    # Still too long (a single run-on phrase): the last whole word that fits.
+    return title[: TITLE_MAX_CHARS + 1].rsplit(" ", 1)[0][:TITLE_MAX_CHARS] or "Untitled"
 
 
 def _headline(text: str, limit: int = 4) -> str:
