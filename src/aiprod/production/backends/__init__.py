@@ -13,7 +13,12 @@ from aiprod.production.models import STAGES
 
 _REGISTRY: dict[str, dict[str, str]] = {
     "plan": {"builtin": "aiprod.production.backends.planner:BuiltinPlanner"},
-    "narrate": {"espeak": "aiprod.production.backends.espeak:EspeakNarrator"},
+    "narrate": {
+        # builtin (the default) routes each voice to the neural engine or to eSpeak NG
+        "builtin": "aiprod.production.backends.narrators:BuiltinNarrator",
+        "hibari": "aiprod.production.backends.neural:NeuralNarrator",
+        "espeak": "aiprod.production.backends.espeak:EspeakNarrator",
+    },
     "visuals": {"motion": "aiprod.production.backends.motion:MotionRenderer"},
     "music": {"synth": "aiprod.production.backends.synth:SynthComposer"},
     "montage": {"pyav": "aiprod.production.backends.pyav_montage:PyAVMontage"},

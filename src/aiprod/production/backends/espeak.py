@@ -66,6 +66,8 @@ _EE_NOT_FOUND = 2
 
 _GENDERS = {1: "male", 2: "female"}
 
+LICENCE = "GPL-3.0-or-later (eSpeak NG and its voice data, via espeakng-loader)"
+
 # --- tuning ---------------------------------------------------------------------------------
 
 EMPTY_SECONDS = 0.3
@@ -580,6 +582,10 @@ class EspeakNarrator:
                         language=langs[0] if langs else "",
                         gender=_GENDERS.get(v.gender, ""),
                         description=v.name.decode(errors="replace") if v.name else "",
+                        engine="espeak",
+                        sample_rate=engine.sample_rate,
+                        licence=LICENCE,
+                        any_language=True,
                     )
                 )
         return found

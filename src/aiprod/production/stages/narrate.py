@@ -25,10 +25,19 @@ NARRATION_TAIL = 0.3  # screen time after a scene's narration ends
 
 
 class VoiceInfo(BaseModel):
+    """One voice, described the same way whatever engine speaks it."""
+
     name: str
     language: str
     gender: str = ""
     description: str = ""
+    engine: str = ""  # the narrator backend that speaks it: "espeak", "hibari", ...
+    sample_rate: int = 0  # Hz of the WAV it writes; 0 when the backend does not say
+    licence: str = ""  # of the voice's data (model weights, voice files)
+    any_language: bool = False
+    """Whether the voice also reads text of other languages (with its own
+    language's rules): eSpeak voices do, so a French scene voice in an English
+    production is a choice; a neural voice reads only the language it learnt."""
 
 
 class Narrator(Backend, Protocol):
