@@ -186,20 +186,25 @@ def voices(
     language: Annotated[str | None, typer.Option(help="Only voices for this language.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List the narrator voices."""
+    """List the narrator voices of every engine (neural first, then eSpeak NG)."""
     from aiprod.production import backends
 
     items = backends.get("narrate").voices()
     if language:
-        items = [v for v in items if v.language.startswith(language)]
+        wanted = language.lower()
+        items = [
+            v
+            for v in items
+            if v.language.lower() == wanted or v.language.lower().startswith(wanted + "-")
+        ]
     if as_json:
         console.print_json(json.dumps([v.model_dump() for v in items]))
         return
     table = Table(title=f"{len(items)} voices")
-    for col in ("name", "language", "gender"):
+    for col in ("name", "language", "gender", "engine", "Hz", "licence"):
         table.add_column(col)
     for v in items:
-        table.add_row(v.name, v.language, v.gender)
+        table.add_row(v.name, v.language, v.gender, v.engine, str(v.sample_rate or ""), v.licence)
     console.print(table)
 
 

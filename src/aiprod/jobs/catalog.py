@@ -8,11 +8,12 @@ re-renders check voices against (:mod:`aiprod.jobs.voices`); their 422
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Response
 
-from aiprod.errors import Invalid, error_responses
+from aiprod.errors import Invalid, NotFound, error_responses
 from aiprod.identity.deps import JobsRead
 from aiprod.jobs import checks, voices
 from aiprod.jobs.deps import Jobs
@@ -20,7 +21,7 @@ from aiprod.jobs.schemas import EstimateResponse, PresetOut, VoiceList, VoiceOut
 from aiprod.jobs.service import JobService
 from aiprod.production import backends
 from aiprod.production.cost import BudgetExceeded, CostEstimate
-from aiprod.production.models import ProductionRequest
+from aiprod.production.models import VOICE_NAME, ProductionRequest
 from aiprod.production.presets import PRESETS
 
 catalog = APIRouter(prefix="/v1", tags=["catalog"])
@@ -105,11 +106,68 @@ async def list_voices(
     except backends.UnknownBackend as exc:
         raise Invalid.at(["query", "backend"], str(exc), "unknown_backend") from None
     items = [
-        VoiceOut(name=v.name, language=v.language, gender=v.gender, description=v.description)
+        VoiceOut.model_validate(v.model_dump())
         for v in found.voices
         if language is None or _same_language(v.language, language)
     ]
     return VoiceList(backend=found.backend, items=items, variants=list(found.variants))
+
+
+@catalog.get(
+    "/voices/{voice_id}/preview",
+    summary="Hear a voice",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A few seconds of the voice reading a sample sentence in its "
+            "language (mono 16-bit PCM WAV).",
+            "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **error_responses(401, 404, 422),
+    },
+)
+async def preview_voice(
+    voice_id: Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=64,
+            pattern=VOICE_NAME,
+            description="A name of `GET /v1/voices`, optionally with a variant: `en+f3`.",
+        ),
+    ],
+    user: JobsRead,
+    backend: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="A narrator backend (`backends.narrate` of a request); default: "
+            "the default narrator.",
+        ),
+    ] = None,
+) -> Response:
+    """The voice reading one sentence, to choose by ear; the same permission as
+    the voice list.  Made once per server process and then served from memory.
+    A name the list does not hold answers 404."""
+    try:
+        found = await voices.installed(backend)
+    except backends.UnknownBackend as exc:
+        raise Invalid.at(["query", "backend"], str(exc), "unknown_backend") from None
+    if not found.knows(voice_id):
+        raise NotFound(
+            f"the {found.backend} narrator has no voice {voice_id!r}; "
+            f"GET {voices.VOICES_URL} lists them",
+            "unknown_voice",
+        )
+    data = await asyncio.to_thread(voices.preview, found.backend, voice_id)
+    return Response(
+        data,
+        media_type="audio/wav",
+        headers={
+            "Cache-Control": "private, max-age=86400",
+            "Content-Disposition": f'inline; filename="{voice_id}.wav"',
+        },
+    )
 
 
 def _same_language(voice: str, wanted: str) -> bool:

@@ -57,8 +57,10 @@ async def storyboard(request: ProductionRequest, sb: Storyboard, prices: PriceTa
 
 
 async def scene_changes(request: ProductionRequest, changes: RerenderRequest) -> None:
-    """A re-render's changes: a new voice must be installed."""
-    await voices.check(voices.narrator_name(request), [(["body", "voice"], changes.voice)])
+    """A re-render's changes: a new voice must be installed and read the language."""
+    await voices.check(
+        voices.narrator_name(request), [(["body", "voice"], changes.voice)], request.language
+    )
 
 
 __all__ = ["production_request", "scene_changes", "storyboard"]

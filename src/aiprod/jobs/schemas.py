@@ -190,10 +190,24 @@ class PresetOut(BaseModel):
 
 
 class VoiceOut(BaseModel):
-    name: str = Field(description="What `voice.name` accepts, e.g. `en-US`.", examples=["en-US"])
+    name: str = Field(
+        description="What `voice.name` accepts, e.g. `hibari-heart` or `en-US`.",
+        examples=["hibari-heart"],
+    )
     language: str = Field(description="The voice's main language (BCP 47-like).")
     gender: str = Field(description="`male`, `female`, or empty when the backend does not say.")
     description: str = ""
+    engine: str = Field(
+        "", description="The engine that speaks it: `hibari` (neural) or `espeak` (eSpeak NG)."
+    )
+    sample_rate: int = Field(0, description="Hz of the narration it writes; 0 when unknown.")
+    licence: str = Field("", description="Licence of the voice's data (model, voice files).")
+    any_language: bool = Field(
+        False,
+        description="Whether it also reads text of other languages, with its own language's "
+        "rules (eSpeak NG voices).  Otherwise a request in another language is refused "
+        "(422 `voice_language`).",
+    )
 
 
 class VoiceList(BaseModel):
