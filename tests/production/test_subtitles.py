@@ -105,6 +105,51 @@ def test_cues_break_at_sentence_ends() -> None:
     assert abs(len(top) - len(bottom)) < 12
 
 
+SCRIPTS = [
+    LONG,
+    "Choose a burr grinder for the settings, from a fine powder for espresso to a coarse "
+    "grind for a French press. Blade grinders chop unevenly and heat the beans, which "
+    "leaves the cup bitter. Clean the burrs every month with a dry brush.",
+    "Le café moulu perd ses arômes en quelques minutes, alors il vaut mieux moudre les "
+    "grains juste avant de préparer la tasse et garder le reste dans une boîte fermée.",
+    "Reisen Sie mit leichtem Gepäck und planen Sie für jeden Tag eine ruhige Stunde ein, "
+    "in der Sie einfach durch die Straßen der Stadt gehen.",
+]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=["bees", "grinder", "fr", "de"])
+def test_cues_never_leave_an_orphan_or_end_on_a_binding_word(script: str) -> None:
+    """No cue of one or two words cut off a longer phrase ("grinder."), and no
+    cue ends on an article, preposition or conjunction ("…for the | settings")."""
+    for word_s in (0.22, 0.3, 0.4):  # fast and slow voices group differently
+        cues = cues_from_narrations(
+            storyboard(60.0), [narration(timed(script, word_s=word_s))], lead=0.0
+        )
+        assert words_of(cues) == script.split()
+        for c in cues:
+            words = c.text.split()
+            assert len(words) >= 3, (word_s, c.text)
+            last = words[-1].lower().strip(",.")
+            assert last not in {
+                "the",
+                "a",
+                "for",
+                "and",
+                "of",
+                "to",
+                "le",
+                "la",
+                "les",
+                "de",
+                "et",
+                "der",
+                "die",
+                "und",
+                "in",
+            }, (word_s, c.text)
+            assert all(len(line) <= MAX_LINE_CHARS for line in c.text.split("\n"))
+
+
 def test_cues_are_shifted_to_the_timeline() -> None:
     sb = storyboard(4.0, 5.0)  # scene 1 starts at 3.5 (0.5 s crossfade)
     n0 = narration([WordTiming(text="One.", start=0.2, end=0.6)])

@@ -15,6 +15,7 @@ them; a strict parser would turn a cosmetic difference into a failed production.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -105,44 +106,113 @@ def _layout(words: Sequence[str]) -> list[str] | None:
         score = float(max(len(top), len(bottom)))
         if _CLAUSE_END.search(words[k - 1]) or _SENTENCE_END.search(words[k - 1]):
             score -= 6.0
+        elif _bare(words[k - 1]) in _DANGLING:
+            score += 6.0  # "…from the\nhive": the line ends on a word that binds on
         if best is None or score < best[0]:
             best = (score, [top, bottom])
     return None if best is None else best[1]
 
 
-def _punct_break(group: list[WordTiming]) -> int:
-    """Where to end a full cue: after the last punctuation that leaves a cue at least
-    40 % as long as the whole group, else after the whole group."""
-    total = _chars(group)
-    for j in range(len(group) - 1, 0, -1):
-        text = group[j - 1].text.strip()
-        if (_SENTENCE_END.search(text) or _CLAUSE_END.search(text)) and _chars(
-            group[:j]
-        ) >= 0.4 * total:
-            return j
-    return len(group)
+_DANGLING = frozenset(
+    """a an the of to in on at by for from with into over under about as and or but nor so
+    if than that which who whose whom this these those its their our your his her my
+    is are was were be been has have had do does did can could will would shall should
+    may might must not no very more most such each every some any all both
+    le la les l' un une des du de d' au aux et ou mais ni que qui dont ce cet cette ces
+    son sa ses leur leurs notre nos votre vos mon ma mes ton ta tes en dans sur sous par
+    pour avec sans chez vers est sont
+    el los las una unos unas del al y o pero que en con sin por para su sus es son
+    der die das den dem des ein eine einen einem einer und oder aber dass mit von zu im
+    am auf aus bei für ist sind""".split()
+)
+"""Words that bind to what follows (articles, prepositions, conjunctions,
+auxiliaries) in the languages eSpeak narrates most: a cue should not end on
+one ("…the | grinder")."""
+
+BREAK_COST_SENTENCE = 0.0
+BREAK_COST_CLAUSE = 3.0
+BREAK_COST_WORD = 7.0
+BREAK_COST_DANGLING = 24.0
+CUE_COST = 6.0
+"""Per cue: fewer, fuller cues read better than many flashes."""
+ORPHAN_COST = 30.0
+"""A cue of one or two words cut from a longer phrase ("grinder.")."""
+SHORT_CUE_COST = 8.0
+MAX_CUE_WORDS = 24
+
+
+def _bare(word: str) -> str:
+    return word.lower().strip("\"'“”‘’«»()[]")
+
+
+def _break_cost(word: str) -> float:
+    """Cost of ending a cue after `word` when more words follow."""
+    if _SENTENCE_END.search(word):
+        return BREAK_COST_SENTENCE
+    if _CLAUSE_END.search(word):
+        return BREAK_COST_CLAUSE
+    if _bare(word) in _DANGLING:
+        return BREAK_COST_DANGLING
+    return BREAK_COST_WORD
+
+
+def _cue_cost(run: Sequence[WordTiming], i: int, j: int) -> float | None:
+    """Cost of showing ``run[i:j]`` as one cue, None when it cannot be one (too
+    long for two lines or for `MAX_CUE_SECONDS`; a single word always can)."""
+    texts = [w.text.strip() for w in run[i:j]]
+    if j - i > 1 and (_layout(texts) is None or run[j - 1].end - run[i].start > MAX_CUE_SECONDS):
+        return None
+    cost = CUE_COST
+    if j - i <= 2 and len(run) >= 4:
+        cost += ORPHAN_COST
+    if run[j - 1].end - run[i].start < MIN_CUE_SECONDS or len(" ".join(texts)) < 12:
+        cost += SHORT_CUE_COST
+    if j < len(run):
+        cost += _break_cost(texts[-1])
+    # A sentence that ends inside the cue after a long enough start would read
+    # better as the cue's end (the next sentence then starts a cue of its own).
+    for k in range(i + 1, j):
+        if _SENTENCE_END.search(run[k - 1].text.strip()) and _chars(run[i:k]) >= (
+            MIN_SENTENCE_CHARS
+        ):
+            cost += 4.0
+    return cost
+
+
+def _segment(run: Sequence[WordTiming]) -> list[list[WordTiming]]:
+    """The cheapest split of a run of words (no long pause inside) into cues:
+    dynamic programming over break points, so cues end at phrase boundaries,
+    no cue is an orphan of one or two words, and none ends on a word that binds
+    to the next."""
+    n = len(run)
+    best: list[float] = [0.0] + [math.inf] * n
+    back = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(max(0, j - MAX_CUE_WORDS), j):
+            if best[i] == math.inf:
+                continue
+            cost = _cue_cost(run, i, j)
+            if cost is not None and best[i] + cost < best[j]:
+                best[j], back[j] = best[i] + cost, i
+    groups: list[list[WordTiming]] = []
+    j = n
+    while j > 0:
+        groups.append(list(run[back[j] : j]))
+        j = back[j]
+    return groups[::-1]
 
 
 def _group(words: Sequence[WordTiming]) -> list[list[WordTiming]]:
+    """Cues of a scene's words: runs split at pauses, each run segmented."""
     groups: list[list[WordTiming]] = []
-    cur: list[WordTiming] = []
+    run: list[WordTiming] = []
     for w in words:
-        while cur:
-            candidate = [*cur, w]
-            too_long = _layout([x.text.strip() for x in candidate]) is None
-            too_slow = w.end - cur[0].start > MAX_CUE_SECONDS
-            paused = w.start - cur[-1].end >= PAUSE_BREAK_SECONDS
-            if not (too_long or too_slow or paused):
-                break
-            k = _punct_break(cur) if (too_long or too_slow) and not paused else len(cur)
-            groups.append(cur[:k])
-            cur = cur[k:]
-        cur.append(w)
-        if _SENTENCE_END.search(w.text.strip()) and _chars(cur) >= MIN_SENTENCE_CHARS:
-            groups.append(cur)
-            cur = []
-    if cur:
-        groups.append(cur)
+        if run and w.start - run[-1].end >= PAUSE_BREAK_SECONDS:
+            groups += _segment(run)
+            run = []
+        run.append(w)
+    if run:
+        groups += _segment(run)
     return groups
 
 
