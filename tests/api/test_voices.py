@@ -9,6 +9,8 @@ An unknown voice answers 422 pointing at `GET /v1/voices`.
 
 from __future__ import annotations
 
+import io
+import wave
 from typing import Any
 
 import pytest
@@ -36,11 +38,15 @@ async def test_voices_lists_the_installed_voices(api: Api) -> None:
     r = await api.client.get("/v1/voices", headers=headers)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["backend"] == "espeak"
+    assert body["backend"] == "builtin"
     names = {v["name"]: v for v in body["items"]}
-    assert {"en", "en-US", "de", "fr"} <= set(names)
+    assert {"hibari-heart", "en", "en-US", "de", "fr"} <= set(names)
     assert names["de"]["language"] == "de"
-    assert set(names["en"]) >= {"name", "language", "gender"}
+    assert set(names["en"]) >= {"name", "language", "gender", "engine", "sample_rate", "licence"}
+    heart = names["hibari-heart"]
+    assert (heart["engine"], heart["language"], heart["sample_rate"]) == ("hibari", "en-US", 24000)
+    assert "Apache-2.0" in heart["licence"] and heart["any_language"] is False
+    assert (names["de"]["engine"], names["de"]["any_language"]) == ("espeak", True)
     assert "f3" in body["variants"]
     r = await api.client.get("/v1/voices", params={"language": "de"}, headers=headers)
     assert r.status_code == 200
@@ -108,3 +114,52 @@ async def test_unknown_voice_in_a_rerender_is_422(api: Api) -> None:
     _points_at_the_voice_list(r, ["body", "voice", "name"])
     still = (await api.client.get(f"/v1/productions/{job['id']}", headers=headers)).json()
     assert still["status"] == "completed"
+
+
+@pytest.mark.parametrize("route", ["/v1/productions", "/v1/cost-estimate"])
+async def test_a_voice_that_cannot_read_the_language_is_422(api: Api, route: str) -> None:
+    _, headers = await api.account()
+    body = {
+        "prompt": "les abeilles au travail",
+        "language": "fr",
+        "voice": {"name": "hibari-heart"},
+    }
+    r = await api.client.post(route, json=body, headers=headers)
+    assert r.status_code == 422, r.text
+    (detail,) = r.json()["error"]["details"]
+    assert detail["loc"] == ["body", "voice", "name"] and detail["type"] == "voice_language"
+    assert "/v1/voices?language=fr" in detail["msg"]
+    # eSpeak voices read any language (with their own rules); the neural one reads English
+    body["voice"] = {"name": "fr"}
+    assert (await api.client.post(route, json=body, headers=headers)).status_code in (200, 202)
+    body = {"prompt": "bees", "language": "en-GB", "voice": {"name": "hibari-heart"}}
+    assert (await api.client.post(route, json=body, headers=headers)).status_code in (200, 202)
+
+
+async def test_a_neural_voice_takes_no_variant(api: Api) -> None:
+    _, headers = await api.account()
+    body = {"prompt": "bees", "voice": {"name": "hibari-heart+f3"}}
+    r = await api.client.post("/v1/cost-estimate", json=body, headers=headers)
+    _points_at_the_voice_list(r, ["body", "voice", "name"])
+
+
+async def test_voice_preview_is_a_wav_of_that_voice(api: Api) -> None:
+    _, headers = await api.account("viewer")
+    url = "/v1/voices/hibari-heart/preview"
+    assert (await api.client.get(url)).status_code == 401
+    r = await api.client.get(url, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "audio/wav"
+    with wave.open(io.BytesIO(r.content)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 24000)
+        assert 1.0 < w.getnframes() / w.getframerate() < 8.0
+    again = await api.client.get(url, headers=headers)
+    assert again.content == r.content  # the same sentence, cached
+    espeak = await api.client.get("/v1/voices/en+f3/preview", headers=headers)
+    assert espeak.status_code == 200
+    with wave.open(io.BytesIO(espeak.content)) as w:
+        assert w.getframerate() == 22050  # `en` previews eSpeak's voice, not the alias
+    missing = await api.client.get("/v1/voices/zz-nope/preview", headers=headers)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_voice"
+    bad = await api.client.get("/v1/voices/hibari-heart/preview?backend=nope", headers=headers)
+    assert bad.status_code == 422

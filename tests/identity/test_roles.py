@@ -66,6 +66,7 @@ EXPECTED = {
     ("GET", "/v1/presets"): "jobs:read",
     ("POST", "/v1/cost-estimate"): "jobs:read",
     ("GET", "/v1/voices"): "jobs:read",
+    ("GET", "/v1/voices/{voice_id}/preview"): "jobs:read",
     ("POST", "/v1/webhooks"): "webhooks:write",
     ("GET", "/v1/webhooks"): "webhooks:read",
     ("GET", "/v1/webhooks/{webhook_id}"): "webhooks:read",

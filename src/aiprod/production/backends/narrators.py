@@ -119,7 +119,7 @@ def speaking_rate(
 ) -> float:
     """Words per minute `voice` really speaks (at its `rate` setting) in `language`.
 
-    Measured from the word timings of `RATE_SAMPLE` (31 words of English
+    Measured from the word timings of `RATE_SAMPLE` (34 words of English
     prose; other languages' voices read it with their own rules, so treat
     their figure as approximate), from the first word's start to the last
     one's end, so leading and trailing silence do not count.  Cached per

@@ -78,7 +78,7 @@ RATE_SAMPLE = (
     "apples from the valley, and the first customers arrive with baskets and warm coffee. "
     "By noon the square is quiet again."
 )
-"""The fixed text speaking rates are measured on (31 words of plain prose)."""
+"""The fixed text speaking rates are measured on (34 words of plain prose)."""
 
 _PUNCT_PHONEMES = frozenset(';:,.!?—…"“”() ')
 _CLAUSE = re.compile(r"(?<=[,;:—])\s+")
