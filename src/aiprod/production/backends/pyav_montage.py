@@ -371,10 +371,10 @@ class SubtitleBurner:
         self.style = style
         self.width, self.height = width, height
         # 4.5 % of the short side, but never so big that a full subtitle line
-        # (MAX_LINE_CHARS at ~0.52 em per character) would not fit in 90 % of
-        # the width: on 9:16 video the height alone would give 86 px text at
+        # (MAX_LINE_CHARS at ~0.56 em per character, Noto Sans on wide text) would not fit in
+        # 90 % of the width: on 9:16 video the height alone would give 86 px text at
         # 1080x1920 and wrap every cue to three or four lines.
-        base = min(0.045 * min(width, height), 0.9 * width / (MAX_LINE_CHARS * 0.52))
+        base = min(0.045 * min(width, height), 0.9 * width / (MAX_LINE_CHARS * 0.56))
         self.font_px = max(10, round(base * style.size))
         self.margin = round(height * 0.06)
         self._sprites: dict[int, tuple[NDArray[np.uint8], int, int]] = {}
