@@ -154,6 +154,14 @@ class ProductionRequest(_Strict):
     resolution: Resolution = "720p"
     fps: Fps = 30
     voice: Voice = Field(default_factory=Voice)
+    breath: float = Field(
+        0.4,
+        ge=0.0,
+        le=3.0,
+        allow_inf_nan=False,
+        description="Silence in seconds after each scene's narration, before the next voice; "
+        "scenes last as long as their speech plus this.",
+    )
     music: MusicMood | None = "uplifting"
     style: VisualStyle = Field(default_factory=VisualStyle)
     subtitles: SubtitleStyle = Field(default_factory=SubtitleStyle)

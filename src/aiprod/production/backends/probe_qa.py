@@ -34,10 +34,13 @@ from aiprod.production.media.loudness import integrated_loudness, true_peak_db
 from aiprod.production.media.probe import ProbeInfo, decode_audio, frames_at, probe
 from aiprod.production.media.text import missing_glyphs
 from aiprod.production.models import QACheck, QAReport, Storyboard, SubtitleCue
+from aiprod.production.stages.narrate import DURATION_TOLERANCE as REQUEST_TOLERANCE
 from aiprod.production.stages.qa import QAInput
 from aiprod.production.subtitles import parse_srt
 
 DURATION_TOLERANCE = 0.05  # fraction of the storyboard's duration
+NARRATION_COVERAGE = 0.85
+"""Share of the runtime the voice should fill (informational: cards are silent)."""
 AV_LENGTH_TOLERANCE_S = 0.1
 LOUDNESS_TOLERANCE_LU = 1.0
 PEAK_CEILING_DB = -1.0
@@ -175,6 +178,29 @@ class ProbeQA:
             ),
             _check("video_present", info.has_video, str(info.has_video), "True"),
         ]
+        if inp.requested_duration is not None:
+            asked = inp.requested_duration
+            checks.append(
+                _check(
+                    "requested_duration",
+                    abs(info.duration - asked) <= REQUEST_TOLERANCE * asked,
+                    f"{info.duration:.2f} s",
+                    f"{asked:.2f} s ± {REQUEST_TOLERANCE:.0%}"
+                    + ("" if inp.duration_explicit else " (the preset's default length)"),
+                    blocking=inp.duration_explicit,
+                )
+            )
+        if inp.narration_spans and info.duration > 0:
+            spoken = sum(b - a for a, b in inp.narration_spans)
+            checks.append(
+                _check(
+                    "narration_coverage",
+                    spoken >= NARRATION_COVERAGE * info.duration,
+                    f"{spoken / info.duration:.0%} of the runtime",
+                    f"≥ {NARRATION_COVERAGE:.0%} (title and end cards are silent)",
+                    blocking=False,
+                )
+            )
         if info.has_video:
             checks += [
                 _check(
@@ -291,8 +317,7 @@ class ProbeQA:
                 "true_peak",
                 peak <= PEAK_CEILING_DB,
                 f"{peak:.2f} dBTP",
-                f"≤ {PEAK_CEILING_DB:g} dBTP",
-                blocking=False,
+                f"≤ {PEAK_CEILING_DB:g} dBTP (decoded AAC)",
             ),
         ]
         return checks

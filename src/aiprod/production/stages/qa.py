@@ -15,7 +15,7 @@ from typing import Protocol
 from aiprod.production.models import Narration, QAReport, RenderSpec, Storyboard, SubtitleCue
 from aiprod.production.stages.base import Backend
 from aiprod.production.stages.context import StageContext, write_json
-from aiprod.production.stages.narrate import NARRATION_LEAD
+from aiprod.production.stages.narrate import NARRATION_LEAD, requested_duration
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class QAInput:
     subtitles_expected: bool
     target_lufs: float = -14.0
     subtitles_burned_in: bool = False  # cue text is drawn into the picture (fonts matter)
+    requested_duration: float | None = None  # what the user asked for (± DURATION_TOLERANCE)
+    duration_explicit: bool = False  # asked for in the request, not a preset's default
 
 
 class QualityChecker(Backend, Protocol):
@@ -61,6 +63,8 @@ def run(
             narration_spans=spans,
             subtitles_expected=ctx.request.subtitles.enabled,
             subtitles_burned_in=ctx.request.subtitles.enabled and ctx.request.subtitles.burn_in,
+            requested_duration=requested_duration(ctx.request),
+            duration_explicit=ctx.request.duration is not None,
         )
     )
     write_json(ctx.outdir / "qa.json", report.model_dump(mode="json"))
