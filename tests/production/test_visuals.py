@@ -79,8 +79,15 @@ def decode(path: Path) -> Frames:
         ]
 
 
-def render(tmp_path: Path, sc: Scene, ctx: SceneContext, name: str = "clip") -> Frames:
+def render(
+    tmp_path: Path, sc: Scene, ctx: SceneContext, name: str = "clip", *, explicit: bool = True
+) -> Frames:
+    """Render and decode a scene.  `explicit` makes the context's style the scene's
+    own, so it is honoured as given (these tests check palettes and motifs); the
+    vocabulary's choices are tested in test_looks.py."""
     out = tmp_path / f"{name}.mp4"
+    if explicit and sc.style is None:
+        sc = sc.model_copy(update={"style": ctx.style})
     MotionRenderer().render(sc, ctx, out, lambda _: None)
     return decode(out)
 
@@ -498,7 +505,7 @@ def test_seed_index_and_description_vary_the_picture() -> None:
 def test_backend_identity() -> None:
     renderer = MotionRenderer()
     assert renderer.name == "motion"
-    assert renderer.version == "2"
+    assert renderer.version == "3"
 
 
 def test_prefetch_keeps_order_forwards_errors_and_stops_early() -> None:

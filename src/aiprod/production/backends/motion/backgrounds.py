@@ -132,17 +132,30 @@ class Background:
         self.yuv: F32 = np.zeros((3, self.lh * self.lw), np.float32)
         self.out8 = np.zeros((3, *shape), np.uint8)
 
-    def set_scrim(self, box: tuple[float, float, float, float], light: bool) -> None:
-        """A soft pool (over the box x0, y0, x1, y1, as fractions of the frame) behind
-        the text that is darkened (or lightened, for dark text) while the text
-        shows, so text stays readable over bright or busy backgrounds.  Smoothstep
-        falloffs well outside the box keep it from reading as a rectangle."""
-        x0, y0, x1, y1 = box
+    def set_scrim(
+        self,
+        box: tuple[float, float, float, float] | list[tuple[float, float, float, float]],
+        light: bool,
+        soft: float = 1.0,
+    ) -> None:
+        """A soft pool (over the box x0, y0, x1, y1, as fractions of the frame, or
+        over each of several boxes) behind the text that is darkened (or
+        lightened, for dark text) while the text shows, so text stays readable
+        over bright or busy backgrounds.  Smoothstep falloffs well outside the box
+        keep it from reading as a rectangle; a smaller `soft` gives firmer edges
+        (the panels of a comparison)."""
         fx = (np.arange(self.lw) + 0.5) / self.lw
         fy = (np.arange(self.lh) + 0.5) / self.lh
-        mx = _smoothstep(np.minimum(fx - (x0 - 0.1), (x1 + 0.1) - fx) / 0.22)
-        my = _smoothstep(np.minimum(fy - (y0 - 0.12), (y1 + 0.12) - fy) / 0.26)
-        self.scrim = (my[:, None] * mx[None, :]).astype(np.float32)
+        scrim = np.zeros((self.lh, self.lw), np.float32)
+        for x0, y0, x1, y1 in box if isinstance(box, list) else [box]:
+            mx = _smoothstep(
+                np.minimum(fx - (x0 - 0.1 * soft), (x1 + 0.1 * soft) - fx) / (0.22 * soft)
+            )
+            my = _smoothstep(
+                np.minimum(fy - (y0 - 0.12 * soft), (y1 + 0.12 * soft) - fy) / (0.26 * soft)
+            )
+            np.maximum(scrim, (my[:, None] * mx[None, :]).astype(np.float32), out=scrim)
+        self.scrim = scrim
         self.scrim_light = light
 
     def field(self, t: float, zoom: float, pan: float) -> None:

@@ -45,6 +45,15 @@ def by_luminance(colors: list[RGB]) -> F32:
     return np.array(sorted(colors, key=luminance), dtype=np.float32)
 
 
+def lift(colors: F32, amount: float) -> F32:
+    """Colours mixed `amount` (0..1) of the way towards the lightest one: a paler
+    variant of a palette, same order (used to set neighbouring scenes apart)."""
+    if amount <= 0:
+        return colors
+    out: F32 = (colors + (colors[-1] - colors) * np.float32(amount)).astype(np.float32)
+    return out
+
+
 def smooth_lut(stops: F32, cyclic: bool, n: int = LUT_SIZE) -> F32:
     """A planar (3, n) colour table through `stops` with smoothstep easing between them.
 

@@ -22,16 +22,20 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from aiprod.production.backends.motion.backgrounds import MOTIFS, Background, Camera
+from aiprod.production.backends.motion.cards import Composed, Ink, compose
+from aiprod.production.backends.motion.layouts import choose_layout
 from aiprod.production.backends.motion.media import KenBurns, LoopedVideo, MediaLayer
 from aiprod.production.backends.motion.palettes import (
     F32,
     by_luminance,
+    lift,
     palette_colors,
     text_is_dark,
 )
-from aiprod.production.backends.motion.text import TextLayer, fit_size
+from aiprod.production.backends.motion.text import TextLayer
+from aiprod.production.backends.motion.vocabulary import choose_look
 from aiprod.production.media.frames import quarter_size
-from aiprod.production.media.text import RGB, line_height, wrap_text
+from aiprod.production.media.text import RGB
 from aiprod.production.media.video import mezzanine_writer
 from aiprod.production.media.yuv import PIX_FMT, FramePool, Planes, planes_of
 from aiprod.production.models import Scene, VisualMotif
@@ -61,7 +65,7 @@ class MotionRenderer:
     """Procedural motion-graphics backend for the visuals stage (see the package doc)."""
 
     name = "motion"
-    version = "2"  # 2: drawn in yuv420p (text rises in whole chroma rows)
+    version = "3"  # 3: looks and layouts chosen from the scene text
 
     def __init__(self, *, threaded: bool = True) -> None:
         self.threaded = threaded
@@ -101,7 +105,8 @@ class MotionRenderer:
         spec = ctx.spec
         width, height = spec.width, spec.height
         rng = np.random.default_rng(_seed_for(ctx.seed, scene))
-        colors = by_luminance(palette_colors(ctx.style.palette))
+        look = choose_look(scene, ctx.style, explicit=scene.style is not None)
+        colors = lift(by_luminance(palette_colors(look.palette)), look.lift)
         media: MediaLayer | None = None
         background: Background | None = None
         if scene.media is not None:
@@ -113,18 +118,20 @@ class MotionRenderer:
                     path, (width, height), scene.camera, scene.duration, spec.quality, rng
                 )
         else:
-            motif: VisualMotif = ctx.style.motif
+            motif: VisualMotif = look.motif
             background = MOTIFS[motif](rng, colors, quarter_size(width, height), scene.duration)
         try:
-            text, dim = self._text(scene, ctx, colors)
+            composed = self.compose(scene, ctx, colors, look.icon)
         except BaseException:
             if media is not None:
                 media.close()
             raise
-        if background is not None and text.box is not None:
-            x0, y0, x1, y1 = text.box
+        text, dim = composed.layer, composed.dim
+        if background is not None and composed.scrims:
             background.set_scrim(
-                (x0 / width, y0 / height, x1 / width, y1 / height), light=text_is_dark(colors)
+                composed.scrims,
+                light=text_is_dark(colors),
+                soft=0.35 if choose_layout(scene).kind == "comparison" else 1.0,
             )
         camera = Camera(scene.camera, scene.duration)
         return _frames(
@@ -138,67 +145,20 @@ class MotionRenderer:
             dim,
         )
 
-    def _text(self, scene: Scene, ctx: SceneContext, colors: F32) -> tuple[TextLayer, float]:
-        """The scene's typography and how much to dim the background under it."""
-        w, h = ctx.spec.width, ctx.spec.height
-        d = scene.duration
-        short = min(w, h)
-        fs = ctx.style.font_scale
+    def compose(self, scene: Scene, ctx: SceneContext, colors: F32, icon: str | None) -> Composed:
+        """The scene's typography: its layout (`layouts.choose_layout`) drawn by `cards`."""
         dark = text_is_dark(colors)
-        color: RGB = (22, 22, 30) if dark else (255, 255, 255)
         accent_rgb = colors[-1] if not dark else colors[0]
         accent: RGB = (int(accent_rgb[0]), int(accent_rgb[1]), int(accent_rgb[2]))
-        max_w = int(w * 0.84)
-        min_size = max(8, round(short * 0.025))
-        start = min(0.35, 0.12 * d)
-        fade_in = min(0.45, 0.2 * d)
-        out_end = d - min(0.2, 0.06 * d)
-        out_start = out_end - min(0.5, 0.15 * d)
-        on_screen = " ".join(scene.on_screen_text.split())
-
-        if scene.kind in ("title", "end"):
-            hold = scene.kind == "end"
-            layer = TextLayer(None if hold else (out_start, out_end), (w, h))
-            title = " ".join(ctx.title.split())
-            if scene.kind == "title":
-                primary, secondary = title, on_screen
-                big = round(short * 0.12 * fs)
-            else:
-                primary, secondary = (on_screen, title) if on_screen else (title, "")
-                big = round(short * 0.1 * fs)
-            small = max(min_size, round(short * 0.05 * fs))
-            big = fit_size(primary, big, max_w, int(h * 0.42), min_size)
-            lh_big = line_height(big)
-            n_big = max(1, len(wrap_text(primary, big, max_w)))
-            gap = round(lh_big * 0.45)
-            sub_h = len(wrap_text(secondary, small, max_w)) * line_height(small)
-            block = n_big * lh_big + (gap * 2 + sub_h if secondary else 0)
-            top = (h - block) // 2
-            stagger = min(0.12, 0.3 * d / max(1, len(primary.split())))
-            bottom, arrived = layer.add_words(
-                primary, big, color, w, top, max_w, start, stagger, fade_in
-            )
-            bar_h = max(2, round(short * 0.006))
-            if secondary:
-                layer.add_bar((w // 2, bottom + gap), (round(w * 0.16), bar_h), accent, start, 0.6)
-                layer.add_block(
-                    secondary, small, color, w, bottom + 2 * gap, max_w, arrived * 0.8, fade_in
-                )
-            else:
-                layer.add_bar((w // 2, bottom + gap), (round(w * 0.16), bar_h), accent, start, 0.6)
-            return layer, 0.82
-
-        layer = TextLayer((out_start, out_end), (w, h))
-        if on_screen:
-            size = round(short * 0.08 * fs)
-            size = fit_size(on_screen, size, max_w, int(h * 0.5), min_size)
-            lines = wrap_text(on_screen, size, max_w)
-            block = len(lines) * line_height(size)
-            top = int(h * 0.44 - block / 2)
-            words = len(on_screen.split())
-            stagger = min(0.14, 0.35 * d / max(1, words))
-            layer.add_words(on_screen, size, color, w, top, max_w, start, stagger, fade_in)
-        return layer, 1.0
+        base = colors[0] if not dark else colors[-1]
+        ink = Ink(
+            text=(22, 22, 30) if dark else (255, 255, 255),
+            accent=accent,
+            on_accent=(int(base[0]), int(base[1]), int(base[2])),
+        )
+        size = (ctx.spec.width, ctx.spec.height)
+        layout = choose_layout(scene)
+        return compose(layout, size, ink, ctx.title, icon, ctx.style.font_scale, scene.duration)
 
 
 def _frames(
