@@ -130,7 +130,7 @@ def test_exact_frame_count_size_and_rate(
 def test_iter_frames_matches_the_encoded_clip(tmp_path: Path) -> None:
     sc, ctx = scene(1.0, on_screen_text="Same frames"), context(motif="waves")
     drawn = [f.to_ndarray(format="rgb24") for f in MotionRenderer().iter_frames(sc, ctx)]
-    decoded = render(tmp_path, sc, ctx)
+    decoded = render(tmp_path, sc, ctx, explicit=False)
     assert len(drawn) == len(decoded) == 30
     # The mezzanine is near-lossless: decoded frames are the drawn ones.
     assert max(mad(a, b) for a, b in zip(drawn, decoded, strict=True)) < 1.5
