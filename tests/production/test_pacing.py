@@ -85,5 +85,4 @@ def test_a_long_production_asks_the_voice_to_speak_faster() -> None:
 def test_the_duration_to_meet() -> None:
     assert requested_duration(ProductionRequest(script="Hello there.", duration=12)) == 12
     assert requested_duration(ProductionRequest(script="Hello there.")) is None
-    prompt = ProductionRequest(prompt="How bees make honey")
-    assert requested_duration(prompt) == prompt.target_duration
+    assert requested_duration(ProductionRequest(prompt="How bees make honey")) is None

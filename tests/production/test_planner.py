@@ -5,7 +5,6 @@ import pytest
 from aiprod.production.backends.planner import (
     BuiltinPlanner,
     PlanningError,
-    speech_seconds,
     split_script,
 )
 from aiprod.production.models import ProductionRequest
@@ -17,33 +16,70 @@ def plan(**kw: object):  # type: ignore[no-untyped-def]
     return BuiltinPlanner().plan(ProductionRequest.model_validate(kw))
 
 
+TIPS = (
+    "Three tips to sleep better tonight: keep a fixed bedtime, no screens after ten, "
+    "and a cool dark room"
+)
+
+
 @pytest.mark.parametrize("duration", [8, 20, 45, 90, 120])
 def test_prompt_plan_meets_target_duration(duration: float) -> None:
-    sb = plan(prompt=PROMPT, duration=duration)
-    assert sb.duration == pytest.approx(duration, abs=0.05)
-    content = [s for s in sb.scenes if s.kind == "content"]
-    assert content and all(s.narration for s in content)
-    # Narration is paced to the time each scene has at the voice's rate.
-    for s in content:
-        assert speech_seconds(s.narration, 165) <= s.duration
+    sb = plan(prompt=TIPS, duration=duration)
+    # (scenes have a floor: a very short target is met by the narrate stage's pacing)
+    assert sb.duration == pytest.approx(duration, rel=0.1)
+    narrated = [s for s in sb.scenes if s.kind != "end"]
+    assert narrated and all(s.narration for s in narrated)
+
+
+def test_counted_prompt_gives_numbered_scenes_in_its_own_words() -> None:
+    sb = plan(prompt=TIPS, duration=45)
+    assert sb.title == "Three Tips to Sleep Better Tonight"
+    assert [s.kind for s in sb.scenes] == ["title", "content", "content", "content", "end"]
+    assert [s.narration for s in sb.scenes[1:4]] == [
+        "Tip one: keep a fixed bedtime.",
+        "Tip two: no screens after ten.",
+        "Tip three: a cool dark room.",
+    ]
+    assert [s.on_screen_text.split(" · ")[0] for s in sb.scenes[1:4]] == ["1", "2", "3"]
+    assert sb.written_by == "template" and "AI provider" in sb.notes[0]
+
+
+def test_a_count_without_items_is_announced_not_invented() -> None:
+    sb = plan(prompt="Three tips to sleep better tonight", duration=30)
+    tips = [s.narration for s in sb.scenes if s.kind == "content"]
+    assert tips == ["Tip one.", "Tip two.", "Tip three."]
+    assert any("names 0" in n for n in sb.notes)
+
+
+def test_how_it_works_becomes_steps_and_nothing_is_padded() -> None:
+    prompt = (
+        "How a coffee grinder works. Burrs crush the beans between two rings. "
+        "The gap sets the size of the grind."
+    )
+    sb = plan(prompt=prompt, duration=30)
+    said = [s.narration for s in sb.scenes if s.narration]
+    assert said == [
+        "How a coffee grinder works.",
+        "Step one: burrs crush the beans between two rings.",
+        "Step two: the gap sets the size of the grind.",
+    ]
 
 
 def test_prompt_plan_structure_and_topic() -> None:
     sb = plan(prompt=PROMPT, duration=45)
-    assert sb.scenes[0].kind == "title"
-    assert sb.scenes[-1].kind == "end"
-    assert sb.scenes[-1].transition == "cut"
     assert sb.title == "How Honeybees Turn Flowers into Honey"
-    text = " ".join(s.narration for s in sb.scenes).lower()
-    assert "honeybees" in text and "short film" not in text
-    assert 4 <= len([s for s in sb.scenes if s.kind == "content"]) <= 8
+    assert sb.scenes[-1].kind == "end" and sb.scenes[-1].transition == "cut"
+    # One idea, said once: no filler sentences around it.
+    assert [s.narration for s in sb.scenes if s.narration] == [
+        "How honeybees turn flowers into honey."
+    ]
+    assert any("one idea" in n for n in sb.notes)
 
 
-def test_slower_voice_gets_fewer_words() -> None:
-    fast = plan(prompt=PROMPT, duration=60, voice={"rate": 220})
-    slow = plan(prompt=PROMPT, duration=60, voice={"rate": 110})
-    words = lambda sb: sum(len(s.narration.split()) for s in sb.scenes)  # noqa: E731
-    assert words(slow) < words(fast)
+def test_slower_voice_gets_longer_scenes_not_other_words() -> None:
+    fast = plan(prompt=TIPS, duration=60, voice={"rate": 220})
+    slow = plan(prompt=TIPS, duration=60, voice={"rate": 110})
+    assert [s.narration for s in fast.scenes] == [s.narration for s in slow.scenes]
 
 
 def test_deterministic_per_seed() -> None:

@@ -151,6 +151,8 @@ def make(
         f"{pipeline.spec.height}@{pipeline.spec.fps})"
     )
     console.print(f"       subtitles, poster, storyboard, qa, cost, manifest in {output}/")
+    for note in result.storyboard.notes:  # e.g. the template planner says what it is
+        console.print(f"[yellow]note:[/] {note}")
 
 
 def _print_estimate(est: dict[str, Any], fast: bool) -> None:

@@ -259,6 +259,17 @@ class Storyboard(_Strict):
     language: str = Field("en", min_length=2, max_length=16, pattern=r"^[A-Za-z\-]+$")
     scenes: Annotated[list[Scene], Field(min_length=1, max_length=MAX_SCENES)]
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    written_by: str = Field(
+        "",
+        max_length=64,
+        description="Who wrote the narration: `template` (the built-in planner, from the "
+        "prompt's own words), `script` (the user's script), `user-edit`, or an AI provider.",
+    )
+    notes: list[Annotated[str, Field(max_length=1000)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="What the planner wants the user to know before rendering.",
+    )
 
     @model_validator(mode="after")
     def _indices(self) -> Storyboard:

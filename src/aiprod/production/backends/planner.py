@@ -42,7 +42,7 @@ _DIRECTIVE = re.compile(r"^\s*(visual|text|camera|transition)\s*:\s*(.+)$", re.I
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+")
 _WORD = re.compile(r"[\w'’-]+", re.UNICODE)
 _LEADING = re.compile(
-    r"^(?:please\s+)?(?:make|create|produce|generate|write)?\s*"
+    r"^(?:please\s+)?(?:make|create|produce|generate|write|explain|describe|show|present)?\s*"
     r"(?:an?\s+|the\s+)?(?:short\s+|quick\s+|brief\s+|\d+[- ]second\s+)?"
     r"(?:film|video|clip|explainer|story|spot|ad|advert|presentation)?\s*"
     r"(?:about|on|explaining|showing|of)?\s+",
@@ -58,37 +58,32 @@ _STOP = frozenset(
 )
 _CAMERAS: tuple[CameraMove, ...] = ("zoom_in", "pan_right", "zoom_out", "pan_left", "static")
 
-_HOOKS = (
-    "Have you ever wondered {topic}?",
-    "Here is a closer look at {topic}.",
-    "Let's explore {topic}, step by step.",
+_NUMBERS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
+_ORDINAL_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+_COUNTED = re.compile(
+    r"\b(\d{1,2}|" + "|".join(_NUMBERS) + r")\s+(?:\w+\s+){0,2}?"
+    r"(tips?|ways?|reasons?|steps?|facts?|mistakes?|ideas?|rules?|habits?|things?|secrets?|"
+    r"lessons?|signs?|myths?|tricks?|questions?)\b",
+    re.IGNORECASE,
 )
-_POINTS = (
-    "It begins with {kw}, and everything else follows from it.",
-    "Think about {kw} for a moment: it matters more than it seems.",
-    "Next comes {kw}, where the real work happens.",
-    "Then there is {kw}, a detail that is easy to overlook.",
-    "Look closely at {kw} and a pattern appears.",
-    "{Kw} connects the pieces together.",
-    "With {kw}, small changes add up to large effects.",
-    "Experts point to {kw} as the key to understanding it.",
-)
-_FILLERS = (
-    "Each step depends on the one before it.",
-    "Timing and care make all the difference here.",
-    "It is a process refined over a very long time.",
-    "The result is more remarkable than it first appears.",
-    "Seen together, the parts form a clear picture.",
-    "Nothing here happens by accident.",
-    "Every part has a purpose.",
-    "The details tell the real story.",
-    "Small things, repeated, become big things.",
-    "Watch how it unfolds.",
-)
-_CLOSES = (
-    "And that is {topic}, in a nutshell.",
-    "Now you know the story of {topic}.",
-    "Next time, remember {topic}.",
+_HOW_IT_WORKS = re.compile(r"\bhow\b.+\b(works?|is made|are made|happens?)\b|\bhow to\b", re.I)
+_ITEM_SPLIT = re.compile(r"\s*(?:;|\n|,\s*(?:and\s+)?|\s+and\s+(?=\w+\s))\s*")
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
+TEMPLATE_NOTE = (
+    "Written by the built-in template planner from the prompt's own words: it adds "
+    "no facts of its own. Review and edit the narration before rendering (request "
+    "review=true, then PATCH the storyboard), or plan with an AI provider."
 )
 
 
@@ -102,13 +97,14 @@ class BuiltinPlanner:
 
     def plan(self, request: ProductionRequest) -> Storyboard:
         rng = random.Random(_seed(request))
+        notes: list[str] = []
         if request.script is not None:
             scenes = _scenes_from_script(request, rng)
             title = request.title or _title_from_text(request.script, request.language)
         else:
             assert request.prompt is not None
             title = request.title or _title_from_text(_topic(request.prompt), request.language)
-            scenes = _scenes_from_prompt(request, rng, title)
+            scenes = _scenes_from_prompt(request, rng, title, notes)
         _attach_media(scenes, request.media)
         max_scenes = PRESETS[request.preset].max_scenes + 2  # title and end cards are extra
         if len(scenes) > max_scenes:
@@ -117,7 +113,14 @@ class BuiltinPlanner:
                 f"{max_scenes - 2} (plus title and end cards); shorten the script or pick "
                 "another preset"
             )
-        return Storyboard(title=title, language=request.language, scenes=scenes, seed=request.seed)
+        return Storyboard(
+            title=title,
+            language=request.language,
+            scenes=scenes,
+            seed=request.seed,
+            written_by="template" if request.prompt is not None else "script",
+            notes=[TEMPLATE_NOTE, *notes] if request.prompt is not None else notes,
+        )
 
 
 def _seed(request: ProductionRequest) -> int:
@@ -134,7 +137,7 @@ def speech_seconds(text: str, rate_wpm: int) -> float:
 
 
 def _topic(prompt: str) -> str:
-    first = _SENTENCE.split(prompt.strip())[0].rstrip(".!?… ")
+    first = _SENTENCE.split(prompt.strip())[0].split(":")[0].splitlines()[0].rstrip(".!?… ")
     topic = _LEADING.sub("", first, count=1).strip() or first
     return topic[0].lower() + topic[1:] if topic[:2].istitle() and not topic.isupper() else topic
 
@@ -176,69 +179,111 @@ def _transition(rng: random.Random) -> Transition:
     return rng.choices(("crossfade", "slide", "cut"), weights=(6, 3, 1))[0]
 
 
-def _scenes_from_prompt(request: ProductionRequest, rng: random.Random, title: str) -> list[Scene]:
+def _sentence(text: str) -> str:
+    """`text` as a spoken sentence: capital first letter, closing punctuation."""
+    text = text.strip().strip("-–—:;, ")
+    if not text:
+        return ""
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?…" else text + "."
+
+
+def _outline(prompt: str) -> tuple[str, list[str], str, int]:
+    """What the prompt itself says: (topic sentence, items, item label, count).
+
+    Items are the prompt's own list: bulleted or numbered lines, or what
+    follows a colon (split at commas, semicolons and "and"), or the sentences
+    after the first.  The label and count come from a counted noun in the
+    topic ("three tips" -> "Tip", 3) or from "how ... works / how to" ("Step");
+    an empty label means plain points.
+    """
+    lines = [ln for ln in prompt.strip().splitlines() if ln.strip()]
+    bullets = [_BULLET.sub("", ln).strip() for ln in lines if _BULLET.match(ln)]
+    head = " ".join(ln.strip() for ln in lines if not _BULLET.match(ln))
+    sentences = [x for x in _SENTENCE.split(head) if x.strip()]
+    first = sentences[0] if sentences else head
+    items: list[str] = bullets
+    if not items and ":" in first:
+        first, _, rest = first.partition(":")
+        items = [x for x in _ITEM_SPLIT.split(rest.strip().rstrip(".!?")) if x.strip()]
+    if not items:
+        items = [x.strip() for x in sentences[1:]]
+    label, count = "", 0
+    counted = _COUNTED.search(first)
+    if counted:
+        word = counted.group(1).lower()
+        count = int(word) if word.isdigit() else _NUMBERS[word]
+        noun = counted.group(2).lower()
+        label = (noun[:-1] if noun.endswith("s") else noun).capitalize()
+    elif _HOW_IT_WORKS.search(first) and items:
+        label = "Step"
+    return first.strip().rstrip(".!?… "), items, label, count
+
+
+def _numbered(label: str, n: int, item: str) -> str:
+    ordinal = _ORDINAL_WORDS[n - 1] if n <= len(_ORDINAL_WORDS) else str(n)
+    return f"{label} {ordinal}: {item[0].lower() + item[1:]}" if item else f"{label} {ordinal}."
+
+
+def _scenes_from_prompt(
+    request: ProductionRequest, rng: random.Random, title: str, notes: list[str]
+) -> list[Scene]:
+    """An honest outline of the prompt: its topic, then its own items (numbered
+    when it counts them, "Step" for how-it-works), with no sentence the prompt
+    did not give.  Scene lengths split the target duration by expected speech;
+    the narrate stage then fits them to the real speech."""
     assert request.prompt is not None
     target = request.target_duration
     rate = request.voice.rate
+    topic_text, items, label, count = _outline(request.prompt)
     topic = _topic(request.prompt)
-    keywords = _keywords(topic) or _keywords(request.prompt) or [topic]
-    use_title = target >= 12
-    use_end = target >= 20
-    body = target - (TITLE_SECONDS if use_title else 0) - (END_SECONDS if use_end else 0)
-    preset_cap = PRESETS[request.preset].max_scenes
-    needed_for_media = max((m.scene for m in request.media), default=-1) + 1 - int(use_title)
-    count = max(1, round(body / TARGET_SCENE), needed_for_media)
-    count = min(count, preset_cap, max(1, int(body // MIN_SCENE)))
-    per_scene = body / count
-
-    scenes: list[Scene] = []
-    if use_title:
-        scenes.append(
-            Scene(
-                index=0,
-                kind="title",
-                duration=TITLE_SECONDS,
-                visual=f"Title card: {title}",
-                on_screen_text=_headline(topic, 3),
-                camera="zoom_in",
-                transition="crossfade",
-                transition_duration=0.6,
+    if count:
+        if len(items) > count:
+            items = items[:count]
+        missing = count - len(items)
+        if missing:
+            first_empty = len(items) + 1
+            notes.append(
+                f"The prompt asks for {count} {label.lower()}s but names {len(items)}: "
+                f"{label.lower()}s {first_empty}-{count} only announce themselves. "
+                "Write them in the review gate or plan with an AI provider."
             )
+        items = items + [""] * missing
+    bodies: list[tuple[str, str]] = []  # (narration, on-screen text)
+    if label:
+        for n, item in enumerate(items, start=1):
+            words = item.split()
+            short = " ".join(words[:5]) + ("…" if len(words) > 5 else "")
+            bodies.append((_sentence(_numbered(label, n, item)), f"{n} · {short}".strip(" ·")))
+    else:
+        bodies = [(_sentence(item), _headline(item, 3)) for item in items]
+    intro = _sentence(topic) if topic else _sentence(topic_text) or title
+    if not bodies:
+        notes.append(
+            "The prompt gives one idea and no points to develop, so the video says just "
+            "that. List points in the prompt (after a colon or one per line), write a "
+            "script, or plan with an AI provider."
         )
-    points = list(_POINTS)
-    rng.shuffle(points)
-    fillers = list(_FILLERS)
-    rng.shuffle(fillers)
-    next_filler = 0
-    for n in range(count):
-        budget = max(0.0, per_scene - SCENE_PADDING)
-        if n == 0:
-            sentences = [rng.choice(_HOOKS).format(topic=topic)]
-        elif n == count - 1 and count > 1:
-            sentences = [rng.choice(_CLOSES).format(topic=topic)]
-        else:
-            kw = keywords[(n - 1) % len(keywords)]
-            sentences = [points[(n - 1) % len(points)].format(kw=kw, Kw=kw.capitalize())]
-        for _ in range(3):
-            extra = fillers[next_filler % len(fillers)]
-            if speech_seconds(" ".join([*sentences, extra]), rate) > budget:
-                break
-            sentences.insert(-1 if n == count - 1 and count > 1 else len(sentences), extra)
-            next_filler += 1
-        while len(sentences) > 1 and speech_seconds(" ".join(sentences), rate) > budget:
-            sentences.pop(1 if n == count - 1 and count > 1 else -1)
-        narration = " ".join(sentences)
-        focus = keywords[n % len(keywords)]
+    use_title = bool(bodies) and target >= 12
+    use_end = target >= 20
+    spoken = [(intro, _headline(topic, 3)), *bodies]
+    fixed = END_SECONDS if use_end else 0.0
+    weights = [speech_seconds(text, rate) + SCENE_PADDING for text, _ in spoken]
+    scale = max(0.1, (target - fixed) / sum(weights))
+    scenes: list[Scene] = []
+    for n, ((narration, screen), weight) in enumerate(zip(spoken, weights, strict=True)):
+        is_title = use_title and n == 0
         scenes.append(
             Scene(
-                index=len(scenes),
+                index=n,
+                kind="title" if is_title else "content",
                 narration=narration,
-                visual=f"{request.style.motif} motion graphics evoking {focus}",
-                on_screen_text=focus.capitalize() if n else _headline(topic, 2),
-                duration=round(per_scene, 3),
-                camera=_CAMERAS[(n + rng.randrange(len(_CAMERAS))) % len(_CAMERAS)],
-                transition=_transition(rng),
-                transition_duration=0.5,
+                visual=f"Title card: {title}" if is_title else narration,
+                on_screen_text=screen,
+                duration=round(max(MIN_SCENE, weight * scale), 3),
+                camera="zoom_in" if is_title else _CAMERAS[(n + rng.randrange(5)) % 5],
+                transition="crossfade" if is_title else _transition(rng),
+                transition_duration=0.6 if is_title else 0.5,
             )
         )
     if use_end:
@@ -248,18 +293,18 @@ def _scenes_from_prompt(request: ProductionRequest, rng: random.Random, title: s
                 kind="end",
                 duration=END_SECONDS,
                 visual="End card",
-                on_screen_text="Thanks for watching",
+                on_screen_text=title,
                 camera="zoom_out",
                 transition="cut",
             )
         )
     _fix_last_transition(scenes)
-    # Transitions overlap scenes; give the overlap back to the content scenes so
-    # the timeline meets the target.
-    content = [sc for sc in scenes if sc.kind == "content"]
-    stretch = (target - Storyboard(title=title, scenes=scenes).duration) / len(content)
-    for sc in content:
-        sc.duration = round(sc.duration + stretch, 3)
+    # Transitions overlap scenes; give the overlap back to the narrated scenes
+    # so the planned timeline meets the target.
+    narrated = [sc for sc in scenes if sc.narration]
+    stretch = (target - Storyboard(title=title, scenes=scenes).duration) / len(narrated)
+    for sc in narrated:
+        sc.duration = round(max(MIN_SCENE, sc.duration + stretch), 3)
     return scenes
 
 

@@ -130,11 +130,10 @@ def load(ctx: StageContext) -> tuple[Storyboard, list[Narration]]:
 
 def requested_duration(request: ProductionRequest) -> float | None:
     """The duration a production must meet (± `DURATION_TOLERANCE`): the one
-    asked for, or for a prompt the preset's default; a script without one runs
-    as long as its speech."""
-    if request.duration is not None:
-        return request.duration
-    return request.target_duration if request.prompt is not None else None
+    asked for.  Without one, a production runs as long as its speech (the
+    preset's default length only sizes the plan): padding a thin prompt out to
+    a default length would be dead air."""
+    return request.duration
 
 
 def _speech_end(nar: Narration) -> float:
