@@ -279,7 +279,7 @@ def _scenes_from_prompt(
                 kind="title" if is_title else "content",
                 narration=narration,
                 visual=f"Title card: {title}" if is_title else narration,
-                on_screen_text=screen,
+                on_screen_text="" if is_title else screen,  # the card shows the title
                 duration=round(max(MIN_SCENE, weight * scale), 3),
                 camera="zoom_in" if is_title else _CAMERAS[(n + rng.randrange(5)) % 5],
                 transition="crossfade" if is_title else _transition(rng),
@@ -293,7 +293,7 @@ def _scenes_from_prompt(
                 kind="end",
                 duration=END_SECONDS,
                 visual="End card",
-                on_screen_text=title,
+                on_screen_text="Thanks for watching",
                 camera="zoom_out",
                 transition="cut",
             )
