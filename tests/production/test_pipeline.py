@@ -100,7 +100,7 @@ def test_provenance_files(made: tuple[Path, Settings, list]) -> None:  # type: i
     ):
         assert name in listed, name
         assert listed[name]["sha256"] == file_digest(out / name)
-    assert listed["video.mp4"]["made_by"] == {"backend": "pyav", "version": "1"}
+    assert listed["video.mp4"]["made_by"] == {"backend": "pyav", "version": "2"}
     assert listed["work/narration/scene_000.wav"]["made_by"]["backend"] == "builtin"
     assert manifest["backends"]["visuals"]["backend"] == "motion"
 

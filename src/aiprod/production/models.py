@@ -46,7 +46,8 @@ in linear time."""
 
 
 class Voice(_Strict):
-    """A narrator voice: an eSpeak NG voice name (or a remote backend's name).
+    """A narrator voice: a name of `GET /v1/voices` (the neural `hibari-heart`, an
+    eSpeak NG voice, or a remote backend's); `en` means the language's default.
 
     The API also checks it against the narrator's installed voices
     (``GET /v1/voices``); the pattern holds wherever no such check runs (CLI)."""

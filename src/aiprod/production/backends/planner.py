@@ -93,7 +93,7 @@ class PlanningError(ValueError):
 
 class BuiltinPlanner:
     name = "builtin"
-    version = "1"
+    version = "2"  # 2: honest template outline, no filler
 
     def plan(self, request: ProductionRequest) -> Storyboard:
         rng = random.Random(_seed(request))

@@ -147,7 +147,7 @@ class ProbeQA:
     """QualityChecker that probes and decodes the delivered file."""
 
     name = "probe"
-    version = "1"
+    version = "2"  # 2: requested duration, coverage, glyphs, blocking true peak
 
     def check(self, inp: QAInput) -> QAReport:
         try:

@@ -594,7 +594,7 @@ class PyAVMontage:
     Pictures stay in yuv420p from the mezzanine decoder to the final encoder."""
 
     name = "pyav"
-    version = "1"
+    version = "2"  # 2: Noto fonts, true peak of the decoded AAC, ducking hold
 
     def assemble(self, inp: MontageInput, outdir: Path, progress: ProgressFn) -> MontageOutput:
         scenes = inp.storyboard.scenes
