@@ -36,7 +36,7 @@ class Layout:
     side: Literal["left", "right", "center"] = "center"  # headline: where the icon sits
 
 
-_NUMBERED = re.compile(r"^\s*(?:#\s*)?(\d{1,2})\s*(?:[·•.:)/\-–—]|\s)\s*(\S.*)$")
+_NUMBERED = re.compile(r"^\s*(?:#\s*)?(\d{1,2})\s*[·•.:)/\-–—](?!\d)\s*(\S.*)$")
 _STEP = re.compile(
     r"^\s*(?:tip|step|rule|point|reason|lesson|habit|mistake|part|day|"
     r"étape|etape|conseil|astuce|paso|consejo|regla|schritt|tipp|regel)\s*"
