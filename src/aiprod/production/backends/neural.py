@@ -1,5 +1,9 @@
 """Offline neural narration: hibari's "heart" voice (American English, female).
 
+Size (~540 lines): the in-memory graph edit, the phoneme-to-word alignment
+and the synthesis share the model's private tensor names and frame size;
+split apart, each piece would have to know the others' internals.
+
 Why hibari: its one ONNX model (7.9 MB, int8, Apache-2.0, distilled from
 Kokoro-82M's af_heart) and its phonemizer ship inside the `hibari-tts` wheel,
 run on onnxruntime at ~100x real time on one core, and need no torch, no
