@@ -59,7 +59,8 @@ def similarity(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> float:
     def hist(x: NDArray[np.uint8]) -> NDArray[np.float64]:
         q = (x.reshape(-1, 3) // 32).astype(np.int64)
         h = np.bincount(q[:, 0] * 64 + q[:, 1] * 8 + q[:, 2], minlength=512)
-        return h / h.sum()
+        out: NDArray[np.float64] = h / h.sum()
+        return out
 
     return float(np.minimum(hist(a), hist(b)).sum())
 
@@ -140,7 +141,7 @@ def test_every_theme_has_a_drawable_icon_and_five_colours() -> None:
         ({"on_screen_text": "Bye", "kind": "end"}, "end", "", "Bye"),
     ],
 )
-def test_layout_from_the_scene_text(kw: dict[str, str], kind: str, big: str, heading: str) -> None:
+def test_layout_from_the_scene_text(kw: dict[str, Any], kind: str, big: str, heading: str) -> None:
     layout = choose_layout(scene(**kw))
     assert (layout.kind, layout.big, layout.heading) == (kind, big, heading)
 
