@@ -24,6 +24,7 @@ from aiprod.production.backends.pyav_montage import (
     ducking_gain,
     slide,
     slide_shift,
+    subtitle_zone,
     timeline_frames,
 )
 from aiprod.production.media.audio import MIX_RATE, write_wav
@@ -42,7 +43,7 @@ from aiprod.production.models import (
     WordTiming,
 )
 from aiprod.production.stages.montage import MontageInput, MontageOutput
-from aiprod.production.subtitles import parse_srt, parse_vtt
+from aiprod.production.subtitles import MAX_LINE_CHARS, line_chars_for, parse_srt, parse_vtt
 
 pytestmark = pytest.mark.slow
 
@@ -393,7 +394,9 @@ def test_short_clip_holds_its_last_frame_and_mismatched_inputs_fail(tmp_path: Pa
 
 @pytest.mark.parametrize(("width", "height"), [(854, 480), (480, 854), (480, 480), (1080, 1920)])
 def test_a_full_two_line_cue_stays_two_lines_at_any_aspect(width: int, height: int) -> None:
-    text = "Have you ever wondered how honeybees make\nhoney from the nectar of flowers?"
+    landscape = "Have you ever wondered how honeybees make\nhoney from the nectar of flowers?"
+    vertical = "Have you ever wondered how\nhoneybees make their honey?"  # 28-character lines
+    text = vertical if line_chars_for(width, height) < MAX_LINE_CHARS else landscape
     style = SubtitleStyle(box=False)
     burner = SubtitleBurner([SubtitleCue(start=0.0, end=1.0, text=text)], style, width, height)
     frame = np.zeros((height, width, 3), np.uint8)
@@ -402,13 +405,52 @@ def test_a_full_two_line_cue_stays_two_lines_at_any_aspect(width: int, height: i
     cols = np.flatnonzero(frame.max(axis=(0, 2)) > 128)
     assert rows.size and cols.size
     assert rows.max() - rows.min() < 2.2 * line_height(burner.font_px)
-    assert rows.max() > height * 0.8  # at the bottom
-    assert cols.min() > 0
-    assert cols.max() < width - 1
+    zone = subtitle_zone(width, height)
+    assert rows.max() > height * 0.7  # at the bottom ...
+    assert rows.max() <= zone.bottom + 0.3 * burner.font_px  # ... above the platform's UI
+    assert cols.min() >= zone.left
+    assert cols.max() < zone.left + zone.width
     # Nothing is drawn outside the cue.
     later = np.zeros_like(frame)
     burner.burn(later, 1.0)
     assert not later.any()
+
+
+def test_vertical_subtitles_keep_out_of_the_platform_ui() -> None:
+    """9:16: out of the bottom 20 % (captions, navigation) and the right 15 %
+    (buttons), with larger text than a landscape frame of the same width."""
+    zone = subtitle_zone(1080, 1920)
+    assert zone.bottom <= 0.8 * 1920 and zone.left + zone.width <= 0.85 * 1080
+    assert zone.top >= 0.12 * 1920
+    vertical = SubtitleBurner([], SubtitleStyle(), 1080, 1920)
+    landscape = SubtitleBurner([], SubtitleStyle(), 1080, 608)
+    assert vertical.font_px > landscape.font_px
+
+
+def test_word_by_word_highlight_follows_the_spoken_word() -> None:
+    words = [
+        WordTiming(text="Keep", start=0.0, end=0.3),
+        WordTiming(text="a", start=0.35, end=0.4),
+        WordTiming(text="bedtime.", start=0.5, end=1.0),
+    ]
+    cue = SubtitleCue(start=0.0, end=1.2, text="Keep a bedtime.", words=words)
+    style = SubtitleStyle(box=False, highlight=True, highlight_color="#ffd400")
+    burner = SubtitleBurner([cue], style, 640, 360)
+
+    def yellow_columns(t: float) -> NDArray[np.intp]:
+        frame = np.zeros((360, 640, 3), np.uint8)
+        burner.burn(frame, t)
+        r, g, b = (frame[..., c].astype(int) for c in range(3))
+        return np.flatnonzero(((r > 200) & (g > 170) & (b < 90)).any(axis=0))
+
+    first, last = yellow_columns(0.1), yellow_columns(0.7)
+    assert first.size and last.size
+    assert first.max() < last.min()  # the highlight moved right, to "bedtime."
+    plain = SubtitleBurner([cue], SubtitleStyle(box=False), 640, 360)
+    frame = np.zeros((360, 640, 3), np.uint8)
+    plain.burn(frame, 0.1)
+    r, g, b = (frame[..., c].astype(int) for c in range(3))
+    assert not ((r > 200) & (g > 170) & (b < 90)).any()  # white text, no highlight
 
 
 # --- the YUV path -----------------------------------------------------------------------
@@ -578,16 +620,16 @@ def test_sprite_planes_are_converted_once_per_cue(monkeypatch: pytest.MonkeyPatc
     calls: list[int] = []
     convert = burner._yuv_sprite
 
-    def counting(k: int) -> list[tuple[int, PlaneSprite]]:
+    def counting(k: int, word: int = -1) -> list[tuple[int, PlaneSprite]]:
         calls.append(k)
-        return convert(k)
+        return convert(k, word)
 
     monkeypatch.setattr(burner, "_yuv_sprite", counting)
     for t in (0.1, 0.5, 0.9, 1.1, 1.5):
         burner.burn_planes(planes, t)
     assert calls == [0, 0, 0, 1, 1]
-    assert set(burner._yuv) == {1}  # the first cue's planes were dropped when it ended
-    assert len(burner._yuv[1]) == 3
+    assert set(burner._yuv) == {(1, -1)}  # the first cue's planes were dropped when it ended
+    assert len(burner._yuv[(1, -1)]) == 3
 
 
 def test_writer_encodes_video_frames_as_given(tmp_path: Path) -> None:

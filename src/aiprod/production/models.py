@@ -70,8 +70,14 @@ class SubtitleStyle(_Strict):
     size: float = Field(1.0, ge=0.5, le=2.0, allow_inf_nan=False, description="Relative font size.")
     color: str = Field("#ffffff", description="Text colour as #rrggbb.")
     box: bool = Field(True, description="Draw a translucent box behind the text.")
+    highlight: bool = Field(
+        False,
+        description="Word-by-word: the word being spoken is drawn in `highlight_color` "
+        "(the look of vertical social video). Burned-in subtitles only.",
+    )
+    highlight_color: str = Field("#ffd400", description="Colour of the spoken word, #rrggbb.")
 
-    @field_validator("color")
+    @field_validator("color", "highlight_color")
     @classmethod
     def _hex(cls, v: str) -> str:
         if not _HEX.match(v):
@@ -356,6 +362,11 @@ class SubtitleCue(_Strict):
     start: float
     end: float
     text: str
+    words: list[WordTiming] = Field(
+        default_factory=list,
+        description="The cue's words on the final timeline (word-by-word highlight); "
+        "empty for cues read back from SRT/WebVTT.",
+    )
 
 
 class QACheck(_Strict):

@@ -23,6 +23,8 @@ from aiprod.production.models import Narration, Storyboard, SubtitleCue, WordTim
 
 MAX_LINE_CHARS = 42
 """Characters per line; the usual limit for 16:9 broadcast and streaming subtitles."""
+VERTICAL_LINE_CHARS = 28
+"""Characters per line on 9:16 video (larger text, shorter lines)."""
 MAX_LINES = 2
 MAX_CUE_SECONDS = 7.0
 MIN_CUE_SECONDS = 0.8
@@ -40,10 +42,21 @@ _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 _CLAUSE_END = re.compile(r"[,;:—–\-][\"'”’)\]]*$")
 
 
+def line_chars_for(width: int, height: int) -> int:
+    """Characters per subtitle line for a frame: `MAX_LINE_CHARS`, or
+    `VERTICAL_LINE_CHARS` on vertical video, where a phone shows big, short
+    lines inside the platforms' safe area."""
+    return VERTICAL_LINE_CHARS if height >= 1.5 * width else MAX_LINE_CHARS
+
+
 def cues_from_narrations(
-    storyboard: Storyboard, narrations: Sequence[Narration], lead: float
+    storyboard: Storyboard,
+    narrations: Sequence[Narration],
+    lead: float,
+    line_chars: int = MAX_LINE_CHARS,
 ) -> list[SubtitleCue]:
-    """Group each scene's word timings into cues on the final timeline.
+    """Group each scene's word timings into cues on the final timeline, lines
+    of at most `line_chars` characters; each cue keeps its words' timings.
 
     Narration ``i`` plays from ``storyboard.starts()[i] + lead``.  A narration
     without word timings (a backend that cannot give them) but with scene text gets
@@ -52,18 +65,26 @@ def cues_from_narrations(
     """
     starts = storyboard.starts()
     total = storyboard.duration
-    spans: list[tuple[float, float, str]] = []
+    spans: list[tuple[float, float, str, list[WordTiming]]] = []
     for i, narration in enumerate(narrations[: len(storyboard.scenes)]):
         words = [w for w in narration.words if w.text.strip()]
         if not words and storyboard.scenes[i].narration.strip():
             words = _spread(storyboard.scenes[i].narration, narration.duration)
         offset = starts[i] + lead
-        for group in _group(words):
-            lines = _layout([w.text.strip() for w in group])
+        for group in _group(words, line_chars):
+            lines = _layout([w.text.strip() for w in group], line_chars)
             text = "\n".join(lines) if lines else " ".join(w.text.strip() for w in group)
             start = offset + max(0.0, group[0].start)
             end = offset + max(group[-1].end, group[0].start)
-            spans.append((start, end, text))
+            timed = [
+                WordTiming(
+                    text=w.text.strip(),
+                    start=round(offset + w.start, 3),
+                    end=round(offset + max(w.end, w.start), 3),
+                )
+                for w in group
+            ]
+            spans.append((start, end, text, timed))
     spans.sort(key=lambda s: s[0])
     return _settle(spans, total)
 
@@ -86,7 +107,7 @@ def _chars(words: Sequence[WordTiming]) -> int:
     return len(" ".join(w.text.strip() for w in words))
 
 
-def _layout(words: Sequence[str]) -> list[str] | None:
+def _layout(words: Sequence[str], line_chars: int = MAX_LINE_CHARS) -> list[str] | None:
     """Best split of the words into at most two lines, or None if they do not fit.
 
     One line when it fits; otherwise the split that keeps the longer line shortest,
@@ -96,12 +117,12 @@ def _layout(words: Sequence[str]) -> list[str] | None:
     if not words:
         return []
     one = " ".join(words)
-    if len(one) <= MAX_LINE_CHARS or len(words) == 1:
+    if len(one) <= line_chars or len(words) == 1:
         return [one]
     best: tuple[float, list[str]] | None = None
     for k in range(1, len(words)):
         top, bottom = " ".join(words[:k]), " ".join(words[k:])
-        if len(top) > MAX_LINE_CHARS or len(bottom) > MAX_LINE_CHARS:
+        if len(top) > line_chars or len(bottom) > line_chars:
             continue
         score = float(max(len(top), len(bottom)))
         if _CLAUSE_END.search(words[k - 1]) or _SENTENCE_END.search(words[k - 1]):
@@ -156,11 +177,13 @@ def _break_cost(word: str) -> float:
     return BREAK_COST_WORD
 
 
-def _cue_cost(run: Sequence[WordTiming], i: int, j: int) -> float | None:
+def _cue_cost(run: Sequence[WordTiming], i: int, j: int, line_chars: int) -> float | None:
     """Cost of showing ``run[i:j]`` as one cue, None when it cannot be one (too
     long for two lines or for `MAX_CUE_SECONDS`; a single word always can)."""
     texts = [w.text.strip() for w in run[i:j]]
-    if j - i > 1 and (_layout(texts) is None or run[j - 1].end - run[i].start > MAX_CUE_SECONDS):
+    if j - i > 1 and (
+        _layout(texts, line_chars) is None or run[j - 1].end - run[i].start > MAX_CUE_SECONDS
+    ):
         return None
     cost = CUE_COST
     if j - i <= 2 and len(run) >= 4:
@@ -179,7 +202,7 @@ def _cue_cost(run: Sequence[WordTiming], i: int, j: int) -> float | None:
     return cost
 
 
-def _segment(run: Sequence[WordTiming]) -> list[list[WordTiming]]:
+def _segment(run: Sequence[WordTiming], line_chars: int) -> list[list[WordTiming]]:
     """The cheapest split of a run of words (no long pause inside) into cues:
     dynamic programming over break points, so cues end at phrase boundaries,
     no cue is an orphan of one or two words, and none ends on a word that binds
@@ -191,7 +214,7 @@ def _segment(run: Sequence[WordTiming]) -> list[list[WordTiming]]:
         for i in range(max(0, j - MAX_CUE_WORDS), j):
             if best[i] == math.inf:
                 continue
-            cost = _cue_cost(run, i, j)
+            cost = _cue_cost(run, i, j, line_chars)
             if cost is not None and best[i] + cost < best[j]:
                 best[j], back[j] = best[i] + cost, i
     groups: list[list[WordTiming]] = []
@@ -202,21 +225,23 @@ def _segment(run: Sequence[WordTiming]) -> list[list[WordTiming]]:
     return groups[::-1]
 
 
-def _group(words: Sequence[WordTiming]) -> list[list[WordTiming]]:
+def _group(words: Sequence[WordTiming], line_chars: int) -> list[list[WordTiming]]:
     """Cues of a scene's words: runs split at pauses, each run segmented."""
     groups: list[list[WordTiming]] = []
     run: list[WordTiming] = []
     for w in words:
         if run and w.start - run[-1].end >= PAUSE_BREAK_SECONDS:
-            groups += _segment(run)
+            groups += _segment(run, line_chars)
             run = []
         run.append(w)
     if run:
-        groups += _segment(run)
+        groups += _segment(run, line_chars)
     return groups
 
 
-def _settle(spans: list[tuple[float, float, str]], total: float) -> list[SubtitleCue]:
+def _settle(
+    spans: list[tuple[float, float, str, list[WordTiming]]], total: float
+) -> list[SubtitleCue]:
     """Apply linger, minimum duration and gap chaining, then remove overlaps.
 
     Each cue may grow into the silence after it but never past the next cue's
@@ -225,7 +250,7 @@ def _settle(spans: list[tuple[float, float, str]], total: float) -> list[Subtitl
     rather than shown on top of the earlier one.
     """
     out: list[SubtitleCue] = []
-    for k, (start, end, text) in enumerate(spans):
+    for k, (start, end, text, words) in enumerate(spans):
         if out and start < out[-1].end:
             start = out[-1].end
         end = max(end + LINGER_SECONDS, start + MIN_CUE_SECONDS)
@@ -238,7 +263,7 @@ def _settle(spans: list[tuple[float, float, str]], total: float) -> list[Subtitl
         end = min(end, total)
         if end - start < 0.05:
             continue
-        out.append(SubtitleCue(start=round(start, 3), end=round(end, 3), text=text))
+        out.append(SubtitleCue(start=round(start, 3), end=round(end, 3), text=text, words=words))
     return out
 
 

@@ -69,7 +69,7 @@ from aiprod.production.models import (
 )
 from aiprod.production.stages.base import ProgressFn
 from aiprod.production.stages.montage import MontageInput, MontageOutput
-from aiprod.production.subtitles import MAX_LINE_CHARS, to_srt, to_vtt
+from aiprod.production.subtitles import MAX_LINE_CHARS, line_chars_for, to_srt, to_vtt
 
 Audio = NDArray[np.float32]
 
@@ -356,6 +356,34 @@ def timeline_frames(
 # --- subtitles --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Zone:
+    """Where subtitles may sit: `left`..`left + width`, text block between
+    `top` (position top) and `bottom` (position bottom)."""
+
+    left: int
+    width: int
+    top: int
+    bottom: int
+
+
+def subtitle_zone(width: int, height: int, position: str = "bottom") -> Zone:
+    """The subtitle area of a frame, inside the platforms' safe zones.
+
+    On vertical video TikTok, Reels and Shorts draw their own captions,
+    buttons and navigation over the bottom ~20 %, the top ~12 % and a column
+    of buttons down the right ~15 %: subtitles stay out of all three.  Square
+    video keeps a 7 % margin, landscape the broadcast 6 % and 90 % width."""
+    if height >= 1.5 * width:  # 9:16
+        left, right = round(width * 0.06), round(width * 0.84)
+        return Zone(left, right - left, round(height * 0.13), round(height * 0.78))
+    if height >= width:  # 1:1
+        return Zone(
+            round(width * 0.07), round(width * 0.86), round(height * 0.07), round(height * 0.93)
+        )
+    return Zone(round(width * 0.05), round(width * 0.9), round(height * 0.06), round(height * 0.94))
+
+
 class SubtitleBurner:
     """Draws the active cue onto frames: yuv420p planes (`burn_planes`, the montage)
     or RGB arrays (`burn`).
@@ -370,50 +398,69 @@ class SubtitleBurner:
         self.cues = sorted(cues, key=lambda c: c.start)
         self.style = style
         self.width, self.height = width, height
-        # 4.5 % of the short side, but never so big that a full subtitle line
-        # (MAX_LINE_CHARS at ~0.56 em per character, Noto Sans on wide text) would not fit in
-        # 90 % of the width: on 9:16 video the height alone would give 86 px text at
-        # 1080x1920 and wrap every cue to three or four lines.
-        base = min(0.045 * min(width, height), 0.9 * width / (MAX_LINE_CHARS * 0.56))
+        self.zone = subtitle_zone(width, height, style.position)
+        # 4.5 % of the short side (6 % on vertical video, read on a phone), but
+        # never so big that a full subtitle line (at ~0.56 em per character of
+        # Noto Sans) would not fit the safe zone's width.
+        chars = line_chars_for(width, height)
+        share = 0.06 if chars < MAX_LINE_CHARS else 0.045
+        base = min(share * min(width, height), self.zone.width / (chars * 0.56))
         self.font_px = max(10, round(base * style.size))
-        self.margin = round(height * 0.06)
-        self._sprites: dict[int, tuple[NDArray[np.uint8], int, int]] = {}
-        self._yuv: dict[int, list[tuple[int, PlaneSprite]]] = {}
+        self.highlight = hex_to_rgb(style.highlight_color) if style.highlight else None
+        # Sprites by (cue, highlighted word or -1); the current cue's only.
+        self._sprites: dict[tuple[int, int], tuple[NDArray[np.uint8], int, int]] = {}
+        self._yuv: dict[tuple[int, int], list[tuple[int, PlaneSprite]]] = {}
         self._next = 0
 
-    def _sprite(self, k: int) -> tuple[NDArray[np.uint8], int, int]:
-        if k not in self._sprites:
+    def _word(self, k: int, t: float) -> int:
+        """Index of the word of cue k being spoken at `t` (the last one started),
+        or -1 without highlight or word timings."""
+        if self.highlight is None or not self.cues[k].words:
+            return -1
+        spoken = [i for i, w in enumerate(self.cues[k].words) if w.start <= t]
+        return spoken[-1] if spoken else 0
+
+    def _sprite(self, k: int, word: int = -1) -> tuple[NDArray[np.uint8], int, int]:
+        key = (k, word)
+        if key not in self._sprites:
+            for old in [x for x in self._sprites if x[0] == k]:  # one look per cue alive
+                self._sprites.pop(old)
+                self._yuv.pop(old, None)
             box = BOX_RGBA if self.style.box else None
             sprite = render_text_sprite(
                 self.cues[k].text,
                 self.font_px,
                 hex_to_rgb(self.style.color),
-                int(self.width * 0.9),
+                self.zone.width,
                 shadow=True,
                 box=box,
                 align="center",
+                highlight=(word, self.highlight) if word >= 0 and self.highlight else None,
             )
-            # Place the text block (not the sprite's padding) at the margin.
+            # Place the text block (not the sprite's padding) inside the zone.
             pad = sprite_padding(self.font_px, shadow=True, box=box)
             sh, sw = sprite.shape[:2]
-            x = (self.width - sw) // 2
+            x = self.zone.left + (self.zone.width - sw) // 2
             if self.style.position == "top":
-                y = self.margin - pad
+                y = self.zone.top - pad
             else:
-                y = self.height - self.margin - (sh - pad)
-            self._sprites[k] = (sprite, x, y)
-        return self._sprites[k]
+                y = self.zone.bottom - (sh - pad)
+            self._sprites[key] = (sprite, x, y)
+        return self._sprites[key]
 
-    def _yuv_sprite(self, k: int) -> list[tuple[int, PlaneSprite]]:
+    def _yuv_sprite(self, k: int, word: int = -1) -> list[tuple[int, PlaneSprite]]:
         """Cue k's sprite converted once to Y/U/V planes and alpha (see `yuv_sprite`)."""
-        if k not in self._yuv:
-            sprite, x, y = self._sprite(k)
-            self._yuv[k] = yuv_sprite(sprite, x, y, self.width, self.height)
-        return self._yuv[k]
+        key = (k, word)
+        if key not in self._yuv:
+            sprite, x, y = self._sprite(k, word)
+            self._yuv[key] = yuv_sprite(sprite, x, y, self.width, self.height)
+        return self._yuv[key]
 
     def _drop(self, k: int) -> None:
-        self._sprites.pop(k, None)
-        self._yuv.pop(k, None)
+        for key in [x for x in self._sprites if x[0] == k]:
+            self._sprites.pop(key)
+        for key in [x for x in self._yuv if x[0] == k]:
+            self._yuv.pop(key)
 
     def active(self, t: float) -> list[int]:
         while self._next < len(self.cues) and self.cues[self._next].end <= t:
@@ -433,14 +480,14 @@ class SubtitleBurner:
     def burn(self, frame: Frame, t: float) -> None:
         """Blend the cues active at `t` into an RGB `frame` in place."""
         for k in self.active(t):
-            sprite, x, y = self._sprite(k)
+            sprite, x, y = self._sprite(k, self._word(k, t))
             blend(frame, sprite, x, y)
 
     def burn_planes(self, planes: Planes, t: float) -> None:
         """Blend the cues active at `t` into the (writable) planes of a yuv420p frame,
         only inside each sprite's bounding box."""
         for k in self.active(t):
-            for index, part in self._yuv_sprite(k):
+            for index, part in self._yuv_sprite(k, self._word(k, t)):
                 part.blend(planes[index])
 
 

@@ -34,6 +34,7 @@ wants the text itself at (x, y) blends the sprite at (x - pad, y - pad).
 
 from __future__ import annotations
 
+import re
 import struct
 import threading
 import unicodedata
@@ -324,6 +325,7 @@ def render_text_sprite(
     shadow: bool = True,
     box: RGBA | None = None,
     align: Align = "center",
+    highlight: tuple[int, RGB] | None = None,
 ) -> NDArray[np.uint8]:
     """Render `text` wrapped to `max_width` as an RGBA sprite of shape (h, w, 4).
 
@@ -332,6 +334,8 @@ def render_text_sprite(
       dark text, so the text stays readable on any background.
     - `box`: optional (r, g, b, a) rounded box behind the text (subtitle style).
     - `align`: horizontal alignment of the lines inside the block.
+    - `highlight`: (word index, colour): that whitespace-separated word of
+      `text` is drawn in its own colour (word-by-word subtitles).
 
     Alpha is straight (not premultiplied).  Empty text gives a (1, 1, 4)
     transparent sprite so callers need no special case.  The text block starts
@@ -351,6 +355,9 @@ def render_text_sprite(
 
     mask = Image.new("L", size, 0)
     draw = ImageDraw.Draw(mask)
+    marked = Image.new("L", size, 0) if highlight is not None else None
+    words = unicodedata.normalize("NFC", text).split()
+    word, left = -1, ""  # the word of `text` the next token belongs to, and what is left of it
     for i, (line, w) in enumerate(zip(lines, widths, strict=True)):
         if align == "left":
             x = 0.0
@@ -361,11 +368,27 @@ def render_text_sprite(
         # Runs of each font share the primary font's baseline.
         baseline = pad + i * lh + ascent
         x += pad
+        start = x
         with _FONT_LOCK:
             for index, part in runs(line):
                 font = fonts[index]
                 draw.text((round(x), baseline), part, font=font, fill=255, anchor="ls")
                 x += font.getlength(part)
+        if marked is None or highlight is None:
+            continue
+        for token in re.finditer(r"\S+", line):
+            if not left:  # a token starts a new word unless a long word was split
+                word += 1
+                left = words[word] if word < len(words) else token.group()
+            left = left[len(token.group()) :]
+            if word == highlight[0]:
+                at = start + text_width(line[: token.start()], size_px)
+                with _FONT_LOCK:
+                    for index, part in runs(token.group()):
+                        ImageDraw.Draw(marked).text(
+                            (round(at), baseline), part, font=fonts[index], fill=255, anchor="ls"
+                        )
+                        at += fonts[index].getlength(part)
 
     canvas = Image.new("RGBA", size, (0, 0, 0, 0))
     if box is not None:
@@ -391,6 +414,10 @@ def render_text_sprite(
     fill = Image.new("RGBA", size, (*color, 0))
     fill.putalpha(mask)
     canvas = Image.alpha_composite(canvas, fill)
+    if marked is not None and highlight is not None:
+        accent = Image.new("RGBA", size, (*highlight[1], 0))
+        accent.putalpha(marked)
+        canvas = Image.alpha_composite(canvas, accent)
     return np.asarray(canvas, dtype=np.uint8).copy()
 
 

@@ -23,7 +23,7 @@ from aiprod.production.models import (
 from aiprod.production.stages.base import Backend, ProgressFn
 from aiprod.production.stages.context import StageContext
 from aiprod.production.stages.narrate import NARRATION_LEAD
-from aiprod.production.subtitles import cues_from_narrations
+from aiprod.production.subtitles import cues_from_narrations, line_chars_for
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,8 @@ def subtitle_cues(
     """The subtitle cues on the final timeline (none when subtitles are off)."""
     if not ctx.request.subtitles.enabled:
         return []
-    return cues_from_narrations(storyboard, narrations, NARRATION_LEAD)
+    line_chars = line_chars_for(ctx.spec.width, ctx.spec.height)
+    return cues_from_narrations(storyboard, narrations, NARRATION_LEAD, line_chars)
 
 
 def outputs(ctx: StageContext, storyboard: Storyboard) -> MontageOutput:
