@@ -100,8 +100,8 @@ _WORDS: dict[str, str] = {
     "fire": "fire flame flames heat hot burn burning fuego feu feuer",
     "time": "time clock hour hours minute minutes deadline schedule late temps tiempo zeit "
     "routine morning",
-    "idea": "idea ideas lightbulb bulb think thinking creative creativity insight tip tips trick "
-    "tricks hack idée idee",
+    "idea": "idea ideas lightbulb bulb think thinking creative creativity insight inspiration "
+    "brainstorm idée idee",
     "warning": "warning danger dangerous risk risks mistake mistakes avoid error errors alert "
     "caution problem problems attention beware",
     "sun": "sun sunny solar summer sunrise sunset soleil sol sonne light",
