@@ -50,7 +50,9 @@ def make(
     voice: Annotated[str | None, typer.Option(help="Voice name (see `aiprod voices`).")] = None,
     rate: Annotated[int, typer.Option(help="Speaking rate, words per minute.")] = 165,
     pitch: Annotated[int, typer.Option(help="Voice pitch 0–99.")] = 50,
-    music: Annotated[str, typer.Option(help="Music mood, or 'none'.")] = "uplifting",
+    music: Annotated[
+        str, typer.Option(help="Music mood, 'auto' (from the topic) or 'none'.")
+    ] = "auto",
     palette: Annotated[str, typer.Option(help="Palette name or #hex,#hex,...")] = "ocean",
     motif: Annotated[
         str, typer.Option(help="gradient, particles, geometric, waves.")
