@@ -155,3 +155,20 @@ def test_too_many_scenes_for_preset() -> None:
     script = "\n\n".join(f"Paragraph {i}." for i in range(12))
     with pytest.raises(PlanningError, match="quick_social preset allows 6"):
         plan(script=script, preset="quick_social")
+
+
+def test_a_script_of_some_length_gets_title_and_end_cards() -> None:
+    script = "\n\n".join(
+        [
+            "Descaling a kettle takes ten minutes and a cup of white vinegar.",
+            "Fill it halfway with water and vinegar, then bring it to the boil.",
+            "Leave it to stand for twenty minutes, pour it away and rinse it twice.",
+        ]
+    )
+    sb = plan(script=script)
+    assert [s.kind for s in sb.scenes] == ["title", "content", "content", "content", "end"]
+    assert not sb.scenes[0].narration and not sb.scenes[-1].narration  # the script is the voice
+    assert sb.scenes[1].narration.startswith("Descaling")
+    assert sb.scenes[-1].transition == "cut"
+    short = plan(script="Bees fly.\n\nBees buzz.")
+    assert {s.kind for s in short.scenes} == {"content"}  # a few seconds need no cards

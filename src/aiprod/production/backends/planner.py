@@ -33,6 +33,9 @@ END_SECONDS = 3.0
 MIN_SCENE = 2.5
 TARGET_SCENE = 7.0
 TITLE_MAX_CHARS = 120  # Storyboard.title's limit
+SCRIPT_CARDS_FROM = 15.0
+"""A script whose speech runs this long gets title and end cards."""
+SCRIPT_CARD_SECONDS = 2.5
 
 _MARKER = re.compile(
     r"^\s*(?:\[\s*scene[^\]]*\]|#{1,3}\s*scene\b.*|scene\s+\d+\s*[:.\-].*|-{3,}|\*{3,})\s*$",
@@ -99,8 +102,8 @@ class BuiltinPlanner:
         rng = random.Random(_seed(request))
         notes: list[str] = []
         if request.script is not None:
-            scenes = _scenes_from_script(request, rng)
             title = request.title or _title_from_text(request.script, request.language)
+            scenes = _scenes_from_script(request, rng, title)
         else:
             assert request.prompt is not None
             title = request.title or _title_from_text(_topic(request.prompt), request.language)
@@ -330,7 +333,7 @@ def split_script(script: str) -> list[str]:
     return groups
 
 
-def _scenes_from_script(request: ProductionRequest, rng: random.Random) -> list[Scene]:
+def _scenes_from_script(request: ProductionRequest, rng: random.Random, title: str) -> list[Scene]:
     assert request.script is not None
     blocks = split_script(request.script)
     if not blocks:
@@ -348,11 +351,13 @@ def _scenes_from_script(request: ProductionRequest, rng: random.Random) -> list[
                 lines.append(line.strip())
         parsed.append((" ".join(x for x in lines if x), directives))
     natural = [max(MIN_SCENE, speech_seconds(text, rate) + SCENE_PADDING) for text, _ in parsed]
+    cards = max(sum(natural), request.duration or 0.0) >= SCRIPT_CARDS_FROM
     scale = 1.0
     if request.duration is not None:
         total = sum(natural)
+        room = request.duration - (2 * SCRIPT_CARD_SECONDS if cards else 0.0)
         # Stretch to fill the requested length; never squeeze below the speech itself.
-        scale = max(1.0, request.duration / total) if total else 1.0
+        scale = max(1.0, room / total) if total else 1.0
     scenes = []
     for i, ((text, d), length) in enumerate(zip(parsed, natural, strict=True)):
         camera = d.get("camera", _CAMERAS[(i + rng.randrange(len(_CAMERAS))) % len(_CAMERAS)])
@@ -371,8 +376,41 @@ def _scenes_from_script(request: ProductionRequest, rng: random.Random) -> list[
                 }
             )
         )
+    if cards:
+        scenes = _with_cards(scenes, title)
     _fix_last_transition(scenes)
     return scenes
+
+
+def _with_cards(scenes: list[Scene], title: str) -> list[Scene]:
+    """A silent title card before a script's scenes and an end card after them
+    (scene indices shift by one: media name storyboard scenes)."""
+    out = [
+        Scene(
+            index=0,
+            kind="title",
+            duration=SCRIPT_CARD_SECONDS,
+            visual=f"Title card: {title}",
+            camera="zoom_in",
+            transition="crossfade",
+            transition_duration=0.6,
+        )
+    ]
+    out += [sc.model_copy(update={"index": i + 1}) for i, sc in enumerate(scenes)]
+    out.append(
+        Scene(
+            index=len(out),
+            kind="end",
+            duration=SCRIPT_CARD_SECONDS,
+            visual="End card",
+            on_screen_text="Thanks for watching",
+            camera="zoom_out",
+            transition="cut",
+        )
+    )
+    if out[-2].transition == "cut":
+        out[-2].transition = "crossfade"
+    return out
 
 
 def _fix_last_transition(scenes: list[Scene]) -> None:
