@@ -147,7 +147,7 @@ def test_layout_from_the_scene_text(kw: dict[str, Any], kind: str, big: str, hea
 
 
 def test_user_media_gets_a_lower_third_and_headlines_alternate_sides(tmp_path: Any) -> None:
-    media = UserMedia(scene=1, path=tmp_path / "p.png")
+    media = UserMedia.model_validate({"scene": 1, "path": tmp_path / "p.png"})
     assert choose_layout(scene(on_screen_text="Hello", media=media)).kind == "lower_third"
     sides = {choose_layout(scene(i, on_screen_text="Hello")).side for i in range(2)}
     assert sides == {"center", "left"}
