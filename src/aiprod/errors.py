@@ -145,6 +145,7 @@ _DESCRIPTIONS = {
     404: "No such resource for this caller (another user's resource is reported the same way).",
     409: "The resource is not in a state that allows this action.",
     413: "Request body larger than the server accepts.",
+    415: "The body is not of a type this route accepts.",
     416: "The requested byte range is outside the artifact.",
     422: "The request failed validation; `details` lists the problems.",
     429: "Too many requests or failed attempts; retry after `Retry-After` seconds.",

@@ -63,6 +63,26 @@ class Settings(BaseSettings):
     page_size_max: int = Field(100, ge=1, le=1000)
     work_dir: Path | None = Field(None, description="Workers' scratch space (DATA_DIR/work).")
 
+    # --- user media (POST /v1/media) ----------------------------------------
+    media_max_bytes: int = Field(
+        200_000_000, ge=1024, description="Largest upload accepted by POST /v1/media (bytes)."
+    )
+    media_max_pixels: int = Field(
+        40_000_000, ge=1, description="Largest image (width x height) an upload may decode to."
+    )
+    media_max_dimension: int = Field(
+        4096, ge=16, le=16384, description="Largest width or height of an uploaded video."
+    )
+    media_max_seconds: float = Field(
+        600.0, gt=0, le=86400, description="Longest uploaded video or audio (seconds)."
+    )
+    media_quota_bytes: int = Field(
+        5_000_000_000, ge=0, description="Bytes of uploads one user may keep (0: no cap)."
+    )
+    media_uploads_in_flight: int = Field(
+        4, ge=1, le=256, description="Uploads one API process receives and checks at once."
+    )
+
     # --- live progress and webhooks (aiprod.events) ------------------------
     redis_url: str | None = Field(
         None,

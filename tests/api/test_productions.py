@@ -129,7 +129,7 @@ async def test_media_paths_are_refused(api: Api) -> None:
         headers=headers,
     )
     err = _error(r, 422, "validation_error")
-    assert err["details"][0]["loc"] == ["body", "media"]
+    assert err["details"][0]["loc"] == ["body", "media", 0, "path"]
     assert "upload" in err["message"]
 
 

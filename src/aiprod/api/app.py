@@ -32,6 +32,8 @@ from aiprod.identity.deps import check_routes
 from aiprod.identity.service import IdentityService
 from aiprod.jobs import endpoints as job_endpoints
 from aiprod.jobs.service import EventHook, JobService
+from aiprod.jobs.uploads import endpoints as media_endpoints
+from aiprod.jobs.uploads import receive as media_receive
 from aiprod.private_files import private_dir
 from aiprod.settings import Settings, get_settings
 from aiprod.storage.store import Storage
@@ -65,6 +67,7 @@ TAGS = [
     {"name": "admin", "description": "Users and roles, key rotation, the audit log."},
     {"name": "productions", "description": "Submit, follow, review and steer productions."},
     {"name": "artifacts", "description": "Files a production made: video, subtitles, …"},
+    {"name": "media", "description": "Your pictures, clips and songs for productions."},
     {"name": "catalog", "description": "Presets and cost estimates."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
     {
@@ -132,11 +135,18 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
         lifespan=lifespan,
     )
     errors.install(app)
-    middleware.install(app, cfg.max_body_bytes, cfg.trusted_proxies)
+    middleware.install(
+        app,
+        cfg.max_body_bytes,
+        cfg.trusted_proxies,
+        # The upload route streams and caps its own body (413 `too_large`).
+        {"/v1/media": cfg.media_max_bytes + 2 * media_receive.OVERHEAD},
+    )
     app.include_router(health.router)
     app.include_router(identity_endpoints.router)
     app.include_router(job_endpoints.router)
     app.include_router(job_endpoints.catalog)
+    app.include_router(media_endpoints.router)
     app.include_router(event_sse.router)
     app.include_router(event_websocket.router)
     app.include_router(event_endpoints.tickets)

@@ -48,13 +48,20 @@ class BodyLimitMiddleware:
     """Refuse bodies above `max_bytes`: at once when ``Content-Length`` says so,
     otherwise as soon as the bytes read pass the cap."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, upload_paths: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_paths = upload_paths or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        cap = self._cap(scope)
+        if cap != self.max_bytes:
+            await BodyLimitMiddleware(self.app, cap)(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
@@ -95,6 +102,17 @@ class BodyLimitMiddleware:
             if started:
                 raise
             await self._too_large(scope, receive, send)
+
+    def _cap(self, scope: Scope) -> int:
+        """The cap of this request: an upload route's own (a POST to exactly its
+        path, below the mount point), else `max_bytes`."""
+        if scope.get("method") != "POST" or not self.upload_paths:
+            return self.max_bytes
+        path: str = scope.get("path", "")
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        return self.upload_paths.get(path, self.max_bytes)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         await _error(
@@ -185,14 +203,22 @@ class EdgeHeadersMiddleware:
             await JSONResponse(body, status_code=500)(scope, receive, tracking_send)
 
 
-def install(app: FastAPI, max_body_bytes: int, trusted_proxies: list[str]) -> None:
+def install(
+    app: FastAPI,
+    max_body_bytes: int,
+    trusted_proxies: list[str],
+    upload_paths: dict[str, int] | None = None,
+) -> None:
     """Add the edge middlewares; headers outside the body cap so a 413 carries
     them too, and proxy headers outermost so every layer sees the real client.
 
     ``X-Forwarded-*`` is believed only from `trusted_proxies` (the server
     itself never applies uvicorn's default of trusting 127.0.0.1): otherwise a
-    client could pick the address the login throttle and the audit log see."""
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    client could pick the address the login throttle and the audit log see.
+
+    `upload_paths` maps the paths of upload routes (POST) to their own, larger
+    cap: those routes stream to disk and count the bytes themselves."""
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, upload_paths=upload_paths)
     app.add_middleware(EdgeHeadersMiddleware)
     if trusted_proxies:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies)

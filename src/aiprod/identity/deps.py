@@ -164,6 +164,8 @@ JobsApprove = Annotated[Principal, require("jobs:approve")]
 ResultsRead = Annotated[Principal, require("results:read")]
 WebhooksRead = Annotated[Principal, require("webhooks:read")]
 WebhooksWrite = Annotated[Principal, require("webhooks:write")]
+MediaRead = Annotated[Principal, require("media:read")]
+MediaWrite = Annotated[Principal, require("media:write")]
 
 
 async def _current_user(

@@ -17,19 +17,35 @@ ROLES: tuple[str, ...] = get_args(Role)
 
 JOB_PERMISSIONS = ("jobs:create", "jobs:read", "jobs:update", "jobs:delete", "jobs:approve")
 WEBHOOK_PERMISSIONS = ("webhooks:read", "webhooks:write")
+MEDIA_PERMISSIONS = ("media:read", "media:write")
 ADMIN_PERMISSIONS = ("admin:users", "admin:roles", "admin:keys", "admin:audit")
-ALL_PERMISSIONS = (*JOB_PERMISSIONS, "results:read", *WEBHOOK_PERMISSIONS, *ADMIN_PERMISSIONS)
+ALL_PERMISSIONS = (
+    *JOB_PERMISSIONS,
+    "results:read",
+    *WEBHOOK_PERMISSIONS,
+    *MEDIA_PERMISSIONS,
+    *ADMIN_PERMISSIONS,
+)
 
+# Media (uploads for productions): whoever may create jobs may upload; the
+# viewer may list (only its own, so nothing unless a role change left some).
 # Webhooks: admin, user and service read and manage their own endpoints.  The
 # viewer gets neither: an endpoint makes the server send requests (and the
 # job events of its owner) to a URL of the caller's choosing, which is more
 # than reading, and its delivery records are the owner's business.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(ALL_PERMISSIONS),
-    "user": frozenset((*JOB_PERMISSIONS, "results:read", *WEBHOOK_PERMISSIONS)),
-    "viewer": frozenset(("jobs:read", "results:read")),
+    "user": frozenset((*JOB_PERMISSIONS, "results:read", *WEBHOOK_PERMISSIONS, *MEDIA_PERMISSIONS)),
+    "viewer": frozenset(("jobs:read", "results:read", "media:read")),
     "service": frozenset(
-        ("jobs:create", "jobs:read", "jobs:update", "results:read", *WEBHOOK_PERMISSIONS)
+        (
+            "jobs:create",
+            "jobs:read",
+            "jobs:update",
+            "results:read",
+            *WEBHOOK_PERMISSIONS,
+            *MEDIA_PERMISSIONS,
+        )
     ),
 }
 

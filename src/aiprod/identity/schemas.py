@@ -24,6 +24,8 @@ Permission = Literal[
     "results:read",
     "webhooks:read",
     "webhooks:write",
+    "media:read",
+    "media:write",
     "admin:users",
     "admin:roles",
     "admin:keys",

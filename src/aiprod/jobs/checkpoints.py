@@ -20,6 +20,7 @@ from typing import Any
 
 from aiprod.jobs.artifacts import artifact_key
 from aiprod.jobs.service import JobService
+from aiprod.jobs.uploads.fetch import strip_local_paths
 from aiprod.production.cache import file_digest
 from aiprod.production.models import STAGES
 from aiprod.storage.store import ArtifactNotFound, Storage
@@ -88,7 +89,7 @@ class CheckpointFiles:
         storyboard = None
         if stage in STORYBOARD_STAGES:
             text = await asyncio.to_thread((outdir / "storyboard.json").read_text)
-            storyboard = json.loads(text)
+            storyboard = strip_local_paths(json.loads(text))
         await self.service.save_checkpoint(
             job_id, self.worker_id, stage, artifacts, storyboard=storyboard
         )

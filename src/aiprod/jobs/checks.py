@@ -1,32 +1,48 @@
 """What the API accepts beyond what the schema can say.
 
 The models in ``production.models`` check each field; these checks need the
-installation (registered backends, installed voices) or the job (its preset
-and budget), and they are the API's alone: the CLI may name local media
-files, a client of the server never may.
+installation (registered backends, installed voices), the caller's uploads
+or the job (its preset and budget), and they are the API's alone: the CLI may
+name local media files, a client of the server never may (it names uploads of
+``POST /v1/media`` by id).
 """
 
 from __future__ import annotations
 
+import uuid
+
 from aiprod.errors import Invalid
 from aiprod.jobs import voices
 from aiprod.jobs.schemas import RerenderRequest
+from aiprod.jobs.uploads.service import MediaService
 from aiprod.production import backends
 from aiprod.production.cost import PriceTable, fit_budget
 from aiprod.production.models import ProductionRequest, Storyboard
 from aiprod.production.presets import PRESETS
 
 
-async def production_request(request: ProductionRequest) -> None:
+async def production_request(
+    request: ProductionRequest, owner_id: uuid.UUID, media: MediaService
+) -> None:
     """A submitted (or estimated) request: the API never reads server paths
-    named by a client, backend names must exist here, and so must its voice."""
-    if request.media:
+    named by a client (uploads are named by id, and must be the caller's, of
+    the right kind), backend names must exist here, and so must its voice."""
+    for i, m in enumerate(request.media):
+        if m.file is not None:
+            raise Invalid.at(
+                ["body", "media", i, "path"],
+                "files on the server cannot be named over the API: upload the file with "
+                "POST /v1/media and give its `media_id`",
+                "media_not_allowed",
+            )
+    if request.music_file is not None:
         raise Invalid.at(
-            ["body", "media"],
-            "media files cannot be referenced over the API: the server would read "
-            "paths on its own disk.  Leave `media` empty; uploads will come later.",
+            ["body", "music_file"],
+            "files on the server cannot be named over the API: upload the song with "
+            "POST /v1/media and give its id as `music_media_id`",
             "media_not_allowed",
         )
+    await media.check_request(owner_id, request)
     for stage, name in request.backends.items():
         try:
             backends.check(stage, name)

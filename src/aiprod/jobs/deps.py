@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 from aiprod.jobs.artifacts import Artifacts
 from aiprod.jobs.service import JobService
+from aiprod.jobs.uploads.service import MediaService
 from aiprod.settings import Settings
 from aiprod.storage.store import Storage
 
@@ -36,6 +37,11 @@ def artifact_service(
     return Artifacts(jobs, storage)
 
 
+def media_service(request: Request) -> MediaService:
+    state = request.app.state
+    return MediaService(state.db, state.storage, state.settings)
+
+
 def root_path(request: Request) -> str:
     """The prefix the app is mounted under (links in answers start with it)."""
     return str(request.scope.get("root_path", "")).rstrip("/")
@@ -46,10 +52,12 @@ SettingsDep = Annotated[Settings, Depends(app_settings)]
 StorageDep = Annotated[Storage, Depends(artifact_storage)]
 ArtifactsDep = Annotated[Artifacts, Depends(artifact_service)]
 RootPath = Annotated[str, Depends(root_path)]
+Media = Annotated[MediaService, Depends(media_service)]
 
 __all__ = [
     "ArtifactsDep",
     "Jobs",
+    "Media",
     "RootPath",
     "SettingsDep",
     "StorageDep",
@@ -57,5 +65,6 @@ __all__ = [
     "artifact_service",
     "artifact_storage",
     "job_service",
+    "media_service",
     "root_path",
 ]

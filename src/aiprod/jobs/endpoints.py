@@ -35,7 +35,7 @@ from aiprod.identity.deps import (
 )
 from aiprod.jobs import checks
 from aiprod.jobs.catalog import catalog
-from aiprod.jobs.deps import ArtifactsDep, Jobs, RootPath, SettingsDep
+from aiprod.jobs.deps import ArtifactsDep, Jobs, Media, RootPath, SettingsDep
 from aiprod.jobs.models import SEQ_MAX
 from aiprod.jobs.schemas import (
     ArtifactList,
@@ -96,6 +96,7 @@ async def submit(
     body: ProductionRequest,
     user: JobsCreate,
     jobs: Jobs,
+    media: Media,
     root: RootPath,
     idempotency_key: Annotated[
         str | None,
@@ -113,9 +114,11 @@ async def submit(
     """Queue a production (exactly one of `prompt` and `script`).  Answers 202 with
     the job, its cost estimate and whether it takes the fast track, and a
     `Location` header to poll.  A budget no render fits answers 422
-    `budget_exceeded`; unknown fields, `media` and a voice not listed by
-    `GET /v1/voices` answer 422."""
-    await checks.production_request(body)
+    `budget_exceeded`; unknown fields, a voice not listed by `GET /v1/voices`,
+    a `media[].path` or `music_file` (server paths) and a `media_id` or
+    `music_media_id` that is not an upload of yours of the right kind
+    (`POST /v1/media`: pictures or clips on scenes, audio as music) answer 422."""
+    await checks.production_request(body, user.user_id, media)
     try:
         job, created = await jobs.create(user.user_id, body, idempotency_key)
     except BudgetExceeded:

@@ -255,12 +255,27 @@ class JobService(Leases):
 
 def _check_media_unchanged(job: Job, storyboard: Storyboard) -> None:
     """User media come from the request; an edit may move them between scenes but
-    not point at files the request did not bring (no reading arbitrary paths)."""
-    allowed = {str(m["path"]) for m in job.request.get("media", [])}
+    not point at files the request did not bring (no reading arbitrary paths).
+    An upload is named by id alone: a path sent with it is dropped, the worker
+    fills in its own."""
+    request = job.request.get("media", [])
+    paths = {str(m["path"]) for m in request if m.get("path") and not m.get("media_id")}
+    uploads = {str(m["media_id"]) for m in request if m.get("media_id")}
     for scene in storyboard.scenes:
-        if scene.media is not None and str(scene.media.path) not in allowed:
+        media = scene.media
+        if media is None:
+            continue
+        if media.media_id is not None:
+            if str(media.media_id) not in uploads:
+                raise Conflict(
+                    f"scene {scene.index}: media {media.media_id} is not one of the "
+                    "request's uploads",
+                    "invalid_media",
+                )
+            media.file = None
+        elif str(media.file) not in paths:
             raise Conflict(
-                f"scene {scene.index}: media {scene.media.path} is not one of the request's files",
+                f"scene {scene.index}: media {media.file} is not one of the request's files",
                 "invalid_media",
             )
 

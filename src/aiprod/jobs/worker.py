@@ -15,6 +15,8 @@ Why it is built this way:
   in; the next one downloads the checkpoints into a fresh scratch folder,
   writes ``work/state.json`` and the pipeline carries on after the last one
   (the transfers and the checkpoint rows: :mod:`aiprod.jobs.checkpoints`).
+  The user's uploads a request names are fetched into the same folder first
+  (:mod:`aiprod.jobs.uploads.fetch`), so the engine reads local files only.
 * Cancellation, a lost lease and shutdown all reach the pipeline the same way,
   through a ``threading.Event`` that its ``should_cancel`` reads at every
   progress step.  What happens afterwards depends on *why* it was set: a user's
@@ -48,6 +50,8 @@ from aiprod.jobs.artifacts import artifact_key
 from aiprod.jobs.checkpoints import CheckpointFiles
 from aiprod.jobs.models import Job
 from aiprod.jobs.service import EventHook, JobService, LeaseLost
+from aiprod.jobs.uploads import fetch as uploads
+from aiprod.jobs.uploads.service import MediaService
 from aiprod.production.models import ProductionRequest, Storyboard
 from aiprod.production.pipeline import (
     Cancelled,
@@ -145,6 +149,7 @@ class Worker:
         self.service = JobService(db, settings, on_event)
         self.worker_id = make_worker_id()
         self.checkpoints = CheckpointFiles(self.service, storage, self.worker_id)
+        self.media = MediaService(db, storage, settings)
         self.hostname = socket.gethostname() or "host"
         self.pid = os.getpid()
         self._runs: dict[uuid.UUID, _Run] = {}
@@ -252,6 +257,9 @@ class Worker:
                 else None
             )
             request = ProductionRequest.model_validate(job.request)
+            request, storyboard = await uploads.localize(
+                self.media, job.owner_id, request, storyboard, run.outdir
+            )
             result = await self._in_thread(
                 run,
                 lambda: self._produce(request, run, storyboard, "plan" if review_gate else None),

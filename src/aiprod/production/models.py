@@ -8,6 +8,7 @@ worker validate input the same way and store it as JSON.  Models are strict
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -104,21 +105,47 @@ class VisualStyle(_Strict):
 
 
 class UserMedia(_Strict):
-    """A file the user supplies for one scene (image → Ken Burns, video → trimmed/looped)."""
+    """A picture or clip the user supplies for one scene (image → Ken Burns, video →
+    trimmed/looped).
+
+    From the CLI it is a local file (`path`).  Over the API it is an upload of
+    `POST /v1/media` (`media_id`); the job worker fetches it into the job's
+    scratch folder and fills in `path` before the engine sees it, so the engine
+    only ever reads ``.path``."""
+
+    model_config = ConfigDict(
+        extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
     scene: int = Field(
         ge=0, le=MAX_SCENES - 1, description="Zero-based index of the scene that shows it."
     )
-    path: Path
+    file: Path | None = Field(
+        None,
+        alias="path",
+        description="A local file (CLI only: the API refuses server paths; give `media_id`).",
+    )
+    media_id: uuid.UUID | None = Field(
+        None, description="An upload of `POST /v1/media` (image or video) of the caller's."
+    )
     license: str = Field("user-supplied", max_length=200)
+
+    @property
+    def path(self) -> Path:
+        """The local file; an upload not fetched yet has none (ValueError)."""
+        if self.file is None:
+            raise ValueError(f"media {self.media_id} has not been fetched to a local file")
+        return self.file
 
     @property
     def kind(self) -> Literal["image", "video"]:
         return "video" if self.path.suffix.lower() in VIDEO_SUFFIXES else "image"
 
-    @field_validator("path")
+    @field_validator("file")
     @classmethod
-    def _suffix(cls, v: Path) -> Path:
+    def _suffix(cls, v: Path | None) -> Path | None:
+        if v is None:
+            return v
         suffix = v.suffix.lower()
         if suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
             raise ValueError(
@@ -126,6 +153,12 @@ class UserMedia(_Strict):
                 + ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
             )
         return v
+
+    @model_validator(mode="after")
+    def _source(self) -> UserMedia:
+        if self.file is None and self.media_id is None:
+            raise ValueError("give 'path' (a local file) or 'media_id' (an upload)")
+        return self
 
 
 # Text fields are stripped and must keep something (JSON Schema patterns search).
@@ -170,6 +203,16 @@ class ProductionRequest(_Strict):
         "scenes last as long as their speech plus this.",
     )
     music: MusicMood | None = "uplifting"
+    music_media_id: uuid.UUID | None = Field(
+        None,
+        description="An audio upload of `POST /v1/media` to use as the music bed instead of "
+        "the synthesised `music` (looped or trimmed to the video, faded out).",
+    )
+    music_file: Path | None = Field(
+        None,
+        description="A local audio file for the music bed (CLI only; the API refuses server "
+        "paths: give `music_media_id`).",
+    )
     style: VisualStyle = Field(default_factory=VisualStyle)
     subtitles: SubtitleStyle = Field(default_factory=SubtitleStyle)
     media: list[UserMedia] = Field(default_factory=list, max_length=50)

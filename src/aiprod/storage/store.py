@@ -7,6 +7,7 @@ support), so storage never needs to be public.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,11 @@ class Storage:
                 raise ArtifactNotFound(key) from exc
             yield bytes(data)
             pos = stop
+
+    async def delete(self, key: str) -> None:
+        """Remove one object; a missing one is not an error."""
+        with contextlib.suppress(FileNotFoundError):
+            await obstore.delete_async(self.store, key)
 
     async def delete_prefix(self, prefix: str) -> int:
         count = 0

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from aiprod.production.cache import cache_key
+from aiprod.production.cache import cache_key, file_digest
+from aiprod.production.media.bed import fit_bed
 from aiprod.production.models import MusicMood, Storyboard
 from aiprod.production.stages.base import Backend
 from aiprod.production.stages.context import StageContext
@@ -79,18 +80,21 @@ class Ahead:
 
 def _inputs(ctx: StageContext, storyboard: Storyboard) -> dict[str, Any]:
     """What the music bed's cache key is made of."""
-    return {
+    inputs: dict[str, Any] = {
         "mood": ctx.request.music,
         "duration": storyboard.duration,
         "seed": storyboard.seed,
     }
+    if ctx.request.music_file is not None:  # the user's song replaces the composer
+        inputs["file"] = file_digest(ctx.request.music_file)
+    return inputs
 
 
 def compose_ahead(ctx: StageContext, storyboard: Storyboard) -> Ahead | None:
     """Start composing the music bed on a helper thread, unless there is no music
     or the cache already has it; `run` then takes the result."""
     mood = ctx.request.music
-    if mood is None:
+    if mood is None or ctx.request.music_file is not None:
         return None
     composer: Composer = ctx.backend("music")
     key = cache_key("music", composer.name, composer.version, _inputs(ctx, storyboard))
@@ -104,21 +108,26 @@ def compose_ahead(ctx: StageContext, storyboard: Storyboard) -> Ahead | None:
 
 def load(ctx: StageContext) -> Path | None:
     """The music bed an earlier run made, or None for a production without music."""
-    return ctx.work / "music.wav" if ctx.request.music else None
+    return ctx.work / "music.wav" if ctx.request.music or ctx.request.music_file else None
 
 
 def run(ctx: StageContext, storyboard: Storyboard, ahead: Ahead | None = None) -> Path | None:
     """Make (or take from the cache, or from `ahead`) the music bed."""
     ctx.emit("music", "started", 0.0)
-    if ctx.request.music is None:
+    if ctx.request.music is None and ctx.request.music_file is None:
         ctx.stats["music"] = {"hits": 0, "misses": 0}
         ctx.finish("music", units=0, cached=0)
         return None
     composer: Composer = ctx.backend("music")
     wav = ctx.work / "music.wav"
     mood, duration, seed = ctx.request.music, storyboard.duration, storyboard.seed
+    song = ctx.request.music_file
 
     def make(tmp: Path) -> None:
+        if song is not None:
+            fit_bed(song, duration, tmp / wav.name)
+            return
+        assert mood is not None  # run() returned above when there is neither
         if ahead is None:
             composer.compose(mood, duration, seed, tmp / wav.name)
             return
