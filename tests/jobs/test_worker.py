@@ -323,7 +323,7 @@ async def test_qa_failure_is_final_and_keeps_the_artifacts(
     assert done.status == "failed", await event_log(service, job.id)
     assert done.attempts == 1 and done.failed_stage == "qa"
     assert done.error is not None and done.error["code"] == "qa_failed"
-    failing = [c for c in done.error["details"]["checks"] if not c["passed"]]
+    failing = [c for c in done.error["details"]["checks"] if c["blocking"] and not c["passed"]]
     assert [c["name"] for c in failing] == ["impossible_width"]
     for name in ("video.mp4", "qa.json", "storyboard.json"):
         assert await storage.size(artifact_key(job.id, name)) > 0

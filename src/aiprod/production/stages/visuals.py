@@ -61,7 +61,8 @@ def run(ctx: StageContext, storyboard: Storyboard) -> list[Path]:
         )
         clip = clip_path(ctx, i)
         inputs = {
-            "scene": scene.model_dump(mode="json", exclude={"narration", "voice", "media"}),
+            # The narration too: its words choose the look (motion's vocabulary).
+            "scene": scene.model_dump(mode="json", exclude={"voice", "media"}),
             "media": (
                 {"sha256": file_digest(scene.media.path), "suffix": scene.media.path.suffix}
                 if scene.media
