@@ -176,6 +176,14 @@ def _registered_backends(schema: dict[str, Any]) -> None:
     schema["additionalProperties"] = False
 
 
+def _auto_mood_schema(schema: dict[str, Any]) -> None:
+    """`music` also takes ``"auto"``, its default (resolved before validation)."""
+    for option in schema.get("anyOf", []):
+        if "enum" in option:
+            option["enum"] = [*option["enum"], "auto"]
+    schema["default"] = "auto"
+
+
 class ProductionRequest(_Strict):
     """What a user asks for.  Exactly one of `prompt` and `script`."""
 
@@ -202,7 +210,13 @@ class ProductionRequest(_Strict):
         description="Silence in seconds after each scene's narration, before the next voice; "
         "scenes last as long as their speech plus this.",
     )
-    music: MusicMood | None = "uplifting"
+    music: MusicMood | None = Field(
+        None,
+        description="Music mood; `auto` (the default) picks one from the topic's words "
+        "(sleep → calm, business → corporate, kids → playful …) and the stored request "
+        "shows the pick; null for no music.",
+        json_schema_extra=_auto_mood_schema,
+    )
     music_media_id: uuid.UUID | None = Field(
         None,
         description="An audio upload of `POST /v1/media` to use as the music bed instead of "
@@ -227,6 +241,17 @@ class ProductionRequest(_Strict):
         description="Backend per stage, e.g. {'narrate': 'espeak'}.",
         json_schema_extra=_registered_backends,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auto_mood(cls, data: Any) -> Any:
+        """``music`` absent or ``"auto"``: the mood the topic's words suggest."""
+        if isinstance(data, dict) and data.get("music", "auto") == "auto":
+            from aiprod.production.moods import mood_for
+
+            words = [data.get(k) for k in ("title", "prompt", "script")]
+            data = {**data, "music": mood_for(" ".join(w for w in words if isinstance(w, str)))}
+        return data
 
     @field_validator("prompt", "script", "title")
     @classmethod
