@@ -76,6 +76,10 @@ class BuiltinNarrator:
     def narrate(self, text: str, voice: Voice, language: str, out: Path) -> Narration:
         return self.engine(voice, language).narrate(text, resolve(voice, language), language, out)
 
+    def release(self) -> None:
+        """Free the neural model's memory until the next narration."""
+        self._neural.release()
+
     def voices(self) -> list[VoiceInfo]:
         """The neural voices first, then eSpeak NG's (whose ``en`` says what it means here)."""
         espeak: list[VoiceInfo] = [

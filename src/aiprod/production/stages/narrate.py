@@ -56,6 +56,9 @@ class Narrator(Backend, Protocol):
 
     def voices(self) -> list[VoiceInfo]: ...
 
+    # Optional: ``release()`` frees what the backend holds between narrations
+    # (the narrate stage calls it when it is done).
+
 
 def run(ctx: StageContext, storyboard: Storyboard) -> tuple[Storyboard, list[Narration]]:
     """Narrate every scene, fit each scene to its speech, and honour the
@@ -70,6 +73,9 @@ def run(ctx: StageContext, storyboard: Storyboard) -> tuple[Storyboard, list[Nar
         out, hits = _narrate_all(ctx, narrator, storyboard, factor)
         fitted = fit_to_narration(storyboard, out, ctx.request.breath, target)
         ctx.made_by.setdefault("narrate", {})["rate_factor"] = f"{factor:.3f}"
+    release = getattr(narrator, "release", None)
+    if callable(release):  # e.g. the neural model: the renders that follow need the room
+        release()
     plan.save(ctx, fitted)
     write_json(
         ctx.work / "narration.json",
