@@ -6,20 +6,22 @@ uploaded song.  Every file is made in the test (``media_files``)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from aiprod.jobs.uploads.service import MediaService
 from aiprod.production.media.audio import read_wav
 from aiprod.production.media.probe import iter_frames
+from aiprod.production.models import Storyboard
 from aiprod.settings import Settings
-from aiprod.jobs.uploads.service import MediaService
 from tests.api import media_files as mf
 from tests.api.conftest import Api, running
 from tests.conftest import base_settings
+from tests.jobs.conftest import SCRIPT, event_log, wait_status
 
 CAP = 256 * 1024
 
@@ -279,3 +281,70 @@ async def test_productions_reference_uploads_by_id(api: Api) -> None:
     assert (await api.client.get(f"/v1/media/{photo['id']}", headers=alice)).status_code == 404
     with pytest.raises(Exception, match="media"):
         await api.storage.get_bytes(row.key)
+
+
+# ------------------------------------------------------ through the worker
+
+MAGENTA = (220, 40, 160)
+
+
+@pytest.mark.slow
+async def test_a_production_shows_the_uploaded_picture_and_plays_the_uploaded_song(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = base_settings(
+        tmp_path,
+        database_url,
+        lease_seconds=5,
+        heartbeat_seconds=0.2,
+        poll_seconds=0.05,
+        workers=1,
+    )
+    async with running(settings, embedded_worker=True) as api:
+        _, headers = await api.account()
+        photo = await uploaded(api, headers, mf.image("JPEG", (320, 240), MAGENTA))
+        song = await uploaded(api, headers, mf.wav(seconds=1.5, freq=440.0))
+        job = await api.submit(
+            headers,
+            prompt=None,
+            script=SCRIPT,
+            aspect="1:1",
+            resolution="480p",
+            fps=24,
+            preset="quick_social",
+            media=[{"scene": 1, "media_id": photo["id"]}],
+            music_media_id=song["id"],
+        )
+        done = await wait_status(api.jobs, uuid.UUID(job["id"]), {"completed", "failed"}, 120)
+        assert done.status == "completed", await event_log(api.jobs, done.id)
+
+        # The stored plan names the upload by id, never a worker's scratch path.
+        sb = (
+            await api.client.get(f"/v1/productions/{job['id']}/storyboard", headers=headers)
+        ).json()
+        assert sb["scenes"][1]["media"]["media_id"] == photo["id"]
+        assert sb["scenes"][1]["media"]["path"] is None
+
+        clip = tmp_path / "clip.mp4"
+        await api.storage.get_to_file(f"jobs/{job['id']}/work/clips/scene_001.mp4", clip)
+        frames = list(iter_frames(clip, every_n=6))
+        assert frames
+        for frame in frames:
+            top = frame[: frame.shape[0] // 2].reshape(-1, 3)  # above the lower third
+            assert np.abs(np.median(top, axis=0) - MAGENTA).max() < 25
+
+        bed = tmp_path / "music.wav"
+        await api.storage.get_to_file(f"jobs/{job['id']}/work/music.wav", bed)
+        samples, rate = read_wav(bed)
+        assert len(samples) / rate == pytest.approx(
+            Storyboard.model_validate(sb).duration, abs=0.05
+        )
+        mono = samples.mean(axis=1)
+        middle = mono[len(mono) // 4 : len(mono) // 4 + rate]
+        peak = np.argmax(np.abs(np.fft.rfft(middle))) * rate / len(middle)
+        assert peak == pytest.approx(440, abs=5)  # the song, looped, not a composition
+
+        # Finished: the uploads may go.
+        for m in (photo, song):
+            r = await api.client.delete(f"/v1/media/{m['id']}", headers=headers)
+            assert r.status_code == 204, r.text
