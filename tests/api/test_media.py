@@ -19,7 +19,7 @@ from aiprod.production.media.probe import iter_frames
 from aiprod.production.models import Storyboard
 from aiprod.settings import Settings
 from tests.api import media_files as mf
-from tests.api.conftest import Api, running
+from tests.api.conftest import Api, running, storyboard
 from tests.conftest import base_settings
 from tests.jobs.conftest import SCRIPT, event_log, wait_status
 
@@ -348,3 +348,24 @@ async def test_a_production_shows_the_uploaded_picture_and_plays_the_uploaded_so
         for m in (photo, song):
             r = await api.client.delete(f"/v1/media/{m['id']}", headers=headers)
             assert r.status_code == 204, r.text
+
+
+async def test_a_storyboard_edit_moves_uploads_but_names_no_other(api: Api) -> None:
+    _, headers = await api.account()
+    photo = await uploaded(api, headers, mf.image())
+    other = await uploaded(api, headers, mf.image())
+    job = await api.submit(headers, review=True, media=[{"scene": 0, "media_id": photo["id"]}])
+    await api.to_review(job["id"])
+    url = f"/v1/productions/{job['id']}/storyboard"
+    sb = storyboard().model_dump(mode="json")
+    # Moved to scene 2; a path sent along is dropped (the worker fills in its own).
+    sb["scenes"][2]["media"] = {"scene": 2, "media_id": photo["id"], "path": "/etc/shadow.png"}
+    r = await api.client.patch(url, json=sb, headers=headers)
+    assert r.status_code == 200, r.text
+    stored = (await api.client.get(url, headers=headers)).json()
+    assert stored["scenes"][2]["media"]["media_id"] == photo["id"]
+    assert stored["scenes"][2]["media"]["path"] is None
+    # An upload the request did not bring, even the caller's own, is refused.
+    sb["scenes"][2]["media"] = {"scene": 2, "media_id": other["id"]}
+    r = await api.client.patch(url, json=sb, headers=headers)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_media"
