@@ -31,6 +31,11 @@ TRANSFER_CONCURRENCY = 8
 """Uploads or downloads in flight per job (object stores reward parallelism)."""
 
 STORYBOARD_STAGES = frozenset({"plan", "narrate"})
+STORYBOARD = "storyboard.json"
+"""Exempt from the hash check on restore: the job row's storyboard is the
+authority, which the worker hands the pipeline and which it writes over this
+file (an edit wins).  After a re-render the stored file is the narrate stage's
+fitted version while only the plan's checkpoint (with the plan's hash) is kept."""
 """Stages after which storyboard.json is the production's current plan: it is
 copied into the job row so that edits and re-renders work from the database."""
 
@@ -133,7 +138,7 @@ class CheckpointFiles:
                 except ArtifactNotFound:
                     return False
                 digest = await asyncio.to_thread(file_digest, path)
-            if digest != a.get("sha256"):
+            if digest != a.get("sha256") and name != STORYBOARD:
                 return False
             result.artifacts[name] = a
             return True
