@@ -64,6 +64,8 @@ async def test_created_key_is_shown_once_and_stored_as_hmac(api: Api) -> None:
             "jobs:delete",
             "jobs:read",
             "jobs:update",
+            "media:read",
+            "media:write",
             "results:read",
             "webhooks:read",
             "webhooks:write",
@@ -142,7 +144,7 @@ async def test_scopes_must_be_a_subset_of_the_owners_permissions(api: Api) -> No
     r = await api.client.post("/v1/api-keys", json={"name": "x", "scopes": ["root"]}, headers=user)
     assert r.status_code == 422
     key, _ = await make_key(api, viewer)
-    assert key["scopes"] == ["jobs:read", "results:read"]
+    assert key["scopes"] == ["jobs:read", "media:read", "results:read"]
 
 
 async def test_key_permissions_follow_the_owners_role(api: Api) -> None:

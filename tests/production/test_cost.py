@@ -38,7 +38,7 @@ def test_estimate_covers_every_stage_and_scales_with_work() -> None:
 
 def test_remote_backend_priced_per_published_unit() -> None:
     prices = PriceTable.default(overrides={"espeak": {"1k_chars": 0.5}})
-    r = ProductionRequest(script="x" * 2000)
+    r = ProductionRequest(script="x" * 2000, backends={"narrate": "espeak"})
     est = estimate(r, requested_spec(r), prices)
     narrate = next(s for s in est.stages if s.stage == "narrate")
     assert narrate.unit == "1k_chars"
