@@ -16,6 +16,11 @@
   password tests do not prove with the cheap hasher (same code, same format).
 * ``settings`` (a data folder of the test's own) and ``base_settings`` (what the
   app fixtures of each domain start from).
+* Renders narrate the default voice with eSpeak NG (``AIPROD_NEURAL_NARRATION
+  =false``, inherited by the servers tests start): the neural model costs ~1 s
+  of CPU to load per job, which over the suite's renders is a minute of a
+  2-core machine, and proves nothing its own tests (tests/production/
+  test_neural.py, which name the neural voice) do not.
 
 Under pytest-xdist (``make test`` runs ``-n``): every name above is per worker
 (databases, ports, ``tmp_path``, event channels); the modules listed in
@@ -41,6 +46,8 @@ from sqlalchemy.engine import make_url
 from aiprod.db import migrate
 from aiprod.identity import passwords
 from aiprod.settings import Settings
+
+os.environ.setdefault("AIPROD_NEURAL_NARRATION", "false")
 
 PG_ADMIN_URL = (
     os.environ.get("AIPROD_TEST_PG_URL")

@@ -19,6 +19,11 @@ class Settings(BaseSettings):
     cache_dir: Path | None = Field(None, description="Stage cache (default: DATA_DIR/cache).")
     cache_ttl_hours: float = Field(168.0, gt=0)
     cache_enabled: bool = True
+    neural_narration: bool = Field(
+        True,
+        description="Narrate English with the neural voice by default (`false`: eSpeak NG for "
+        "every language, ~10x faster and robotic; an explicit neural voice is still honoured).",
+    )
 
     compute_price_per_hour: float = Field(
         0.12, ge=0, description="USD per CPU-hour charged for built-in backends."

@@ -128,14 +128,17 @@ def test_extra_output_edit_keeps_the_model() -> None:
         with_extra_outputs(b"\x08\x08", ["d"])
 
 
-def test_builtin_routes_by_voice_and_language(tmp_path: Path) -> None:
+def test_builtin_routes_by_voice_and_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert backends.DEFAULTS["narrate"] == "builtin"
     assert engine_for(Voice(), "en") == engine_for(Voice(), "en-GB") == "hibari"
     assert engine_for(HEART, "en") == engine_for(Voice(name="HIBARI-HEART"), "en") == "hibari"
     assert engine_for(Voice(), "fr") == engine_for(Voice(name="en-us"), "en") == "espeak"
     assert engine_for(Voice(name="en+f3"), "en") == "espeak"
-    builtin = backends.get("narrate")
-    assert isinstance(builtin, BuiltinNarrator)
+    # The suite narrates with eSpeak by default (tests/conftest.py); the product does not.
+    monkeypatch.setenv("AIPROD_NEURAL_NARRATION", "true")
+    builtin = BuiltinNarrator()
     english = builtin.narrate("Good morning.", Voice(), "en", tmp_path / "en.wav")
     french = builtin.narrate("Bonjour.", Voice(), "fr", tmp_path / "fr.wav")
     assert english.sample_rate == SAMPLE_RATE and french.sample_rate == 22050
@@ -144,6 +147,20 @@ def test_builtin_routes_by_voice_and_language(tmp_path: Path) -> None:
     assert {v.engine for v in voices} == {"hibari", "espeak"}
     assert all(v.sample_rate and v.licence for v in voices)
     assert "f3" in builtin.variants()
+
+
+def test_neural_default_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`neural_narration=false`: the default English voice is eSpeak's (cheap
+    hosts), an explicit neural voice still speaks, and the cache key differs."""
+    assert engine_for(Voice(), "en", neural_default=False) == "espeak"
+    assert engine_for(HEART, "en", neural_default=False) == "hibari"
+    monkeypatch.setenv("AIPROD_NEURAL_NARRATION", "false")
+    off = BuiltinNarrator()
+    monkeypatch.setenv("AIPROD_NEURAL_NARRATION", "true")
+    on = BuiltinNarrator()
+    assert off.version != on.version
+    said = off.narrate("Good morning.", Voice(), "en", tmp_path / "en.wav")
+    assert said.sample_rate == 22050  # eSpeak's
 
 
 def test_speaking_rate_is_measured_per_voice() -> None:

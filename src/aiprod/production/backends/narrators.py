@@ -29,6 +29,7 @@ from aiprod.production import backends
 from aiprod.production.backends.neural import RATE_SAMPLE, VOICE_ID
 from aiprod.production.models import Narration, Voice
 from aiprod.production.stages.narrate import Narrator, VoiceInfo
+from aiprod.settings import Settings
 
 DEFAULT_VOICE_NAME = "en"
 """`Voice.name`'s default: the request's language's default voice."""
@@ -41,19 +42,20 @@ def _base(language: str) -> str:
     return language.lower().split("-", 1)[0]
 
 
-def engine_for(voice: Voice, language: str) -> str:
-    """The engine ("hibari" or "espeak") that speaks `voice` in `language`."""
+def engine_for(voice: Voice, language: str, neural_default: bool = True) -> str:
+    """The engine ("hibari" or "espeak") that speaks `voice` in `language`; with
+    `neural_default` off (setting ``neural_narration``) the default voice is eSpeak's."""
     name = voice.name.lower()
     if name in NEURAL_VOICES:
         return "hibari"
-    if name == DEFAULT_VOICE_NAME and _base(language) in NEURAL_LANGUAGES:
+    if name == DEFAULT_VOICE_NAME and neural_default and _base(language) in NEURAL_LANGUAGES:
         return "hibari"
     return "espeak"
 
 
-def resolve(voice: Voice, language: str) -> Voice:
+def resolve(voice: Voice, language: str, neural_default: bool = True) -> Voice:
     """`voice` as its engine names it (the default English voice -> the neural one)."""
-    if engine_for(voice, language) == "hibari" and voice.name.lower() != VOICE_ID:
+    if engine_for(voice, language, neural_default) == "hibari" and voice.name.lower() != VOICE_ID:
         return voice.model_copy(update={"name": VOICE_ID})
     return voice
 
@@ -66,15 +68,21 @@ class BuiltinNarrator:
     def __init__(self) -> None:
         self._espeak: Any = backends.get("narrate", "espeak")
         self._neural: Any = backends.get("narrate", "hibari")
-        # Either engine's version enters the cache key: a new one may sound different.
-        self.version: str = f"1+{self._espeak.version}+{self._neural.version}"
+        self.neural_default = Settings().neural_narration  # once: backends live per process
+        # Either engine's version enters the cache key (a new one may sound
+        # different), and so does the routing of the default voice.
+        self.version: str = f"1+{self._espeak.version}+{self._neural.version}" + (
+            "" if self.neural_default else "+espeak-default"
+        )
 
     def engine(self, voice: Voice, language: str) -> Narrator:
-        engine: Narrator = self._neural if engine_for(voice, language) == "hibari" else self._espeak
+        neural = engine_for(voice, language, self.neural_default) == "hibari"
+        engine: Narrator = self._neural if neural else self._espeak
         return engine
 
     def narrate(self, text: str, voice: Voice, language: str, out: Path) -> Narration:
-        return self.engine(voice, language).narrate(text, resolve(voice, language), language, out)
+        spoken = resolve(voice, language, self.neural_default)
+        return self.engine(voice, language).narrate(text, spoken, language, out)
 
     def release(self) -> None:
         """Free the neural model's memory until the next narration."""
