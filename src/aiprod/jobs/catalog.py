@@ -27,6 +27,16 @@ from aiprod.production.presets import PRESETS
 catalog = APIRouter(prefix="/v1", tags=["catalog"])
 
 
+NarratorBackend = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="A narrator backend (`backends.narrate` of a request); default: "
+        "the default narrator.",
+    ),
+]
+
+
 def _estimate(jobs: JobService, request: ProductionRequest) -> tuple[dict[str, Any], bool]:
     try:
         return jobs.estimate(request)
@@ -83,14 +93,7 @@ async def cost_estimate(
 )
 async def list_voices(
     user: JobsRead,
-    backend: Annotated[
-        str | None,
-        Query(
-            max_length=64,
-            description="A narrator backend (`backends.narrate` of a request); default: "
-            "the default narrator.",
-        ),
-    ] = None,
+    backend: NarratorBackend = None,
     language: Annotated[
         str | None,
         Query(
@@ -139,14 +142,7 @@ async def preview_voice(
         ),
     ],
     user: JobsRead,
-    backend: Annotated[
-        str | None,
-        Query(
-            max_length=64,
-            description="A narrator backend (`backends.narrate` of a request); default: "
-            "the default narrator.",
-        ),
-    ] = None,
+    backend: NarratorBackend = None,
 ) -> Response:
     """The voice reading one sentence, to choose by ear; the same permission as
     the voice list.  Made once per server process and then served from memory.

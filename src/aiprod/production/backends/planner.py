@@ -290,17 +290,7 @@ def _scenes_from_prompt(
             )
         )
     if use_end:
-        scenes.append(
-            Scene(
-                index=len(scenes),
-                kind="end",
-                duration=END_SECONDS,
-                visual="End card",
-                on_screen_text="Thanks for watching",
-                camera="zoom_out",
-                transition="cut",
-            )
-        )
+        scenes.append(_end_card(len(scenes), END_SECONDS))
     _fix_last_transition(scenes)
     # Transitions overlap scenes; give the overlap back to the narrated scenes
     # so the planned timeline meets the target.
@@ -397,20 +387,22 @@ def _with_cards(scenes: list[Scene], title: str) -> list[Scene]:
         )
     ]
     out += [sc.model_copy(update={"index": i + 1}) for i, sc in enumerate(scenes)]
-    out.append(
-        Scene(
-            index=len(out),
-            kind="end",
-            duration=SCRIPT_CARD_SECONDS,
-            visual="End card",
-            on_screen_text="Thanks for watching",
-            camera="zoom_out",
-            transition="cut",
-        )
-    )
+    out.append(_end_card(len(out), SCRIPT_CARD_SECONDS))
     if out[-2].transition == "cut":
         out[-2].transition = "crossfade"
     return out
+
+
+def _end_card(index: int, duration: float) -> Scene:
+    return Scene(
+        index=index,
+        kind="end",
+        duration=duration,
+        visual="End card",
+        on_screen_text="Thanks for watching",
+        camera="zoom_out",
+        transition="cut",
+    )
 
 
 def _fix_last_transition(scenes: list[Scene]) -> None:
