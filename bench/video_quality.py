@@ -16,7 +16,8 @@ script it prints:
   a loose upper bound on our error);
 - onset sync: |cue start − the speech onset of its first word| read off the
   narration audio itself (`onset_sync`), p95 — the figure the target is for;
-- coverage: the share of the runtime the voice speaks (QA's figure);
+- coverage: the share of the runtime the voice speaks (QA's figure), and of
+  the narrated scenes' time (the silent title and end cards left out);
 - duration against the request, and the true peak of the decoded AAC.
 
 faster-whisper is not a dependency of aiprod.  Install it beside the project
@@ -186,7 +187,8 @@ def render(name: str, script: str, out: Path, resolution: str) -> dict[str, Any]
         "wav": wav,
         "duration": probe(result.video).duration,
         "peak": true_peak_db(audio, rate),
-        "coverage": checks["narration_coverage"]["measured"],
+        "coverage": checks["narration_coverage"]["measured"].split(" ")[0],
+        "content": content_coverage(out / name),
         "passed": qa["passed"],
         "cues": parse_srt((out / name / "subtitles.srt").read_text()),
         "onset": onset_sync(out / name),
@@ -208,6 +210,24 @@ def cue_sync(cues: list[Any], heard: list[tuple[str, float, float]]) -> list[flo
             if k >= 0:
                 errors.append(abs(cues[k].start - heard[b + off][1]))
     return errors
+
+
+def content_coverage(folder: Path) -> float:
+    """Speech time over the narrated scenes' time (cards excluded): dead air
+    where the voice should be."""
+    from aiprod.production.models import Storyboard
+
+    sb = Storyboard.model_validate_json((folder / "storyboard.json").read_text())
+    narrations = json.loads((folder / "work" / "narration.json").read_text())
+    starts = sb.starts()
+    spoken = shown = 0.0
+    for i, nar in enumerate(narrations):
+        if not nar["words"]:
+            continue
+        spoken += nar["words"][-1]["end"] - nar["words"][0]["start"]
+        end = starts[i + 1] if i + 1 < len(sb.scenes) else sb.duration
+        shown += end - starts[i]
+    return spoken / shown if shown else 0.0
 
 
 def onset_sync(folder: Path) -> list[float]:
@@ -278,7 +298,7 @@ def main() -> None:
             print("recogniser: skipped (give --whisper-path with faster-whisper and the model)")
         print(
             f"{'script':<11} {'WER':>6} {'whisper sync p50/p95':>21} {'onset sync p95':>15} "
-            f"{'coverage':>19} {'duration':>9} {'true peak':>11}  QA"
+            f"{'coverage all/content':>21} {'duration':>9} {'true peak':>11}  QA"
         )
         heard_errors: list[float] = []
         onset_errors: list[float] = []
@@ -300,7 +320,8 @@ def main() -> None:
             onset = float(np.percentile(np.abs(r["onset"]), 95)) if r["onset"] else float("nan")
             print(
                 f"{name:<11} {w:>6.1%} {p50 * 1000:>10.0f} / {p95 * 1000:>4.0f} ms "
-                f"{onset * 1000:>12.0f} ms {r['coverage']:>19} {r['duration']:>8.1f}s "
+                f"{onset * 1000:>12.0f} ms {r['coverage']:>13} / {r['content']:.0%} "
+                f"{r['duration']:>8.1f}s "
                 f"{r['peak']:>6.2f} dBTP  {'pass' if r['passed'] else 'FAIL'}"
             )
         if total_ref:
