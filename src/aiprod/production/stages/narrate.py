@@ -2,8 +2,9 @@
 
 Holds the Narrator Protocol that backends implement, and the stage's body
 (`run`, called by the Pipeline): narrate each scene through the stage cache,
-then lengthen the scenes whose speech does not fit (`fit_to_narration`, with
-the NARRATION_* spacing that montage and qa place the speech by).
+then pace the scenes to the measured speech (`fit_to_narration`, with the
+NARRATION_* spacing that montage and qa place the speech by) and meet a
+requested duration (`speedup_needed`).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Narrator(Backend, Protocol):
 
 def run(ctx: StageContext, storyboard: Storyboard) -> tuple[Storyboard, list[Narration]]:
     """Narrate every scene, fit each scene to its speech, and honour the
-    requested duration (see `pace`)."""
+    requested duration (`fit_to_narration`, `speedup_needed`)."""
     ctx.emit("narrate", "started", 0.0)
     narrator: Narrator = ctx.backend("narrate")
     out, hits = _narrate_all(ctx, narrator, storyboard, 1.0)
