@@ -16,7 +16,7 @@ from typing import Any
 from aiprod import __version__
 from aiprod.production.cache import file_digest
 from aiprod.production.cost import CostEstimate, PriceTable
-from aiprod.production.models import QAReport, Storyboard
+from aiprod.production.models import ProductionRequest, QAReport, Storyboard, UserMedia
 from aiprod.production.stages.context import StageContext, write_json
 
 STAGE_OF: dict[str, str] = {
@@ -91,7 +91,7 @@ def write_manifest(ctx: StageContext, storyboard: Storyboard, report: QAReport) 
     media = [
         {
             "scene": s.index,
-            "source": str(s.media.path),
+            "source": _source(s.media),
             "sha256": file_digest(s.media.path),
             "license": s.media.license,
         }
@@ -104,7 +104,7 @@ def write_manifest(ctx: StageContext, storyboard: Storyboard, report: QAReport) 
             "aiprod": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "title": storyboard.title,
-            "request": ctx.request.model_dump(mode="json"),
+            "request": public_request(ctx.request),
             "spec": ctx.spec.model_dump(mode="json"),
             "backends": ctx.made_by,
             "qa_passed": report.passed,
@@ -112,3 +112,21 @@ def write_manifest(ctx: StageContext, storyboard: Storyboard, report: QAReport) 
             "user_media": media,
         },
     )
+
+
+def _source(media: UserMedia) -> str:
+    """An upload by its id (the worker's scratch path is nobody's business), a
+    local file (CLI) by its path."""
+    return f"upload:{media.media_id}" if media.media_id is not None else str(media.path)
+
+
+def public_request(request: ProductionRequest) -> dict[str, Any]:
+    """The request as the manifest records it: uploads by id, without the
+    scratch paths the worker filled in for the engine."""
+    data = request.model_dump(mode="json")
+    for item in data.get("media", []):
+        if item.get("media_id") is not None:
+            item["path"] = None
+    if data.get("music_media_id") is not None:
+        data["music_file"] = None
+    return data
