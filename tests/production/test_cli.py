@@ -114,3 +114,12 @@ def test_voices_and_presets() -> None:
     assert presets.exit_code == 0
     for name in ("quick_social", "brand_campaign", "premium_spot"):
         assert name in presets.output
+
+
+def test_pacing_subtitle_and_music_options_are_checked(tmp_path: Path) -> None:
+    code, output = make("bees and honey", "--breath", "5", "--estimate")
+    assert code == 2 and "breath" in output
+    code, output = make("bees and honey", "--music-file", str(tmp_path / "none.wav"))
+    assert code == 2 and "cannot read music file" in output
+    code, output = make("bees and honey", "--highlight", "--breath", "0.2", "--estimate")
+    assert code == 0, output

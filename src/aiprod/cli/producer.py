@@ -58,6 +58,15 @@ def make(
         str, typer.Option(help="gradient, particles, geometric, waves.")
     ] = "particles",
     subtitles: Annotated[bool, typer.Option(help="Burn in subtitles + sidecars.")] = True,
+    highlight: Annotated[
+        bool, typer.Option(help="Word-by-word subtitles: the spoken word in yellow.")
+    ] = False,
+    breath: Annotated[
+        float, typer.Option(help="Seconds of silence after each scene's narration (0–3).")
+    ] = 0.4,
+    music_file: Annotated[
+        Path | None, typer.Option("--music-file", help="Your own song as the music bed.")
+    ] = None,
     preset: Annotated[str, typer.Option(help="See `aiprod presets`.")] = "brand_campaign",
     budget: Annotated[float | None, typer.Option(help="Spending cap in USD.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the planner and renderers.")] = 0,
@@ -82,6 +91,8 @@ def make(
         script_text = None
         if prompt is None:
             raise fail('give a prompt, e.g. aiprod make "how bees make honey", or --script FILE')
+    if music_file is not None and not music_file.is_file():
+        raise fail(f"cannot read music file {music_file}: no such file")
     raw: dict[str, Any] = {
         "prompt": prompt,
         "script": script_text,
@@ -97,7 +108,9 @@ def make(
             "palette": palette.split(",") if palette.startswith("#") else palette,
             "motif": motif,
         },
-        "subtitles": {"enabled": subtitles},
+        "subtitles": {"enabled": subtitles, "highlight": highlight},
+        "breath": breath,
+        "music_file": music_file.resolve() if music_file is not None else None,
         "preset": preset,
         "budget": budget,
         "seed": seed,
