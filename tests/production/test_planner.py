@@ -172,3 +172,22 @@ def test_a_script_of_some_length_gets_title_and_end_cards() -> None:
     assert sb.scenes[-1].transition == "cut"
     short = plan(script="Bees fly.\n\nBees buzz.")
     assert {s.kind for s in short.scenes} == {"content"}  # a few seconds need no cards
+
+
+def test_headings_are_phrases_and_the_end_card_speaks_the_language() -> None:
+    script = "\n\n".join(
+        [
+            "Fill the kettle halfway with equal parts of water and vinegar, then boil it.",
+            "Leave it to stand for twenty minutes, pour it away and rinse it twice.",
+            "Your tea will taste of tea again, and the kettle will boil faster too.",
+        ]
+    )
+    sb = plan(script=script)
+    headings = [s.on_screen_text for s in sb.scenes[1:4]]
+    assert headings[:2] == ["Fill the kettle halfway", "Leave it to stand"]
+    for scene in sb.scenes[1:4]:  # the start of the scene's own sentence, not keywords
+        assert scene.narration.startswith(scene.on_screen_text)
+        assert 3 <= len(scene.on_screen_text.split()) <= 6
+    assert sb.scenes[-1].on_screen_text == "Thanks for watching"
+    french = plan(script=script, language="fr", voice={"name": "fr"})
+    assert french.scenes[-1].on_screen_text == "Merci d'avoir regardé"

@@ -241,3 +241,21 @@ def shorten_title(text: str, language: str = "en", max_words: int = 10) -> str:
     while len(kept) > 2 and _core(kept[-1]) in stops:
         kept.pop()
     return " ".join(kept).rstrip(",;:—–(")
+
+
+_THANKS = {
+    "en": "Thanks for watching",
+    "fr": "Merci d'avoir regardé",
+    "es": "Gracias por ver",
+    "de": "Danke fürs Zuschauen",
+    "it": "Grazie per la visione",
+    "pt": "Obrigado por assistir",
+    "pl": "Dziękujemy za obejrzenie",
+    "ru": "Спасибо за просмотр",
+    "el": "Ευχαριστούμε που παρακολουθήσατε",
+}
+
+
+def thanks(language: str) -> str:
+    """The end card's line in `language` (English for the languages not listed)."""
+    return _THANKS.get(base_language(language), _THANKS["en"])

@@ -14,7 +14,7 @@ import random
 import re
 from collections.abc import Sequence
 
-from aiprod.production.language import shorten_title, title_case
+from aiprod.production.language import shorten_title, thanks, title_case
 from aiprod.production.models import (
     CameraMove,
     ProductionRequest,
@@ -173,6 +173,17 @@ def _title_from_text(text: str, language: str = "en") -> str:
     return title[: TITLE_MAX_CHARS + 1].rsplit(" ", 1)[0][:TITLE_MAX_CHARS] or "Untitled"
 
 
+def _screen_text(text: str, language: str) -> str:
+    """A scene's heading: its first sentence up to a phrase boundary within
+    ~6 words ("Fill the kettle halfway"), as written; the keywords when no
+    boundary comes early enough (a heading is not a paragraph)."""
+    first = _SENTENCE.split(text.strip())[0].strip() if text.strip() else ""
+    short = shorten_title(first, language, 6).rstrip(".!?…,;: ")
+    if not short or len(short.split()) > 8 or len(short) > 60:
+        return _headline(text, 3)
+    return short[0].upper() + short[1:]
+
+
 def _headline(text: str, limit: int = 4) -> str:
     kws = _keywords(text, limit)
     return " · ".join(k.capitalize() for k in kws[:limit]) if kws else ""
@@ -255,11 +266,10 @@ def _scenes_from_prompt(
     bodies: list[tuple[str, str]] = []  # (narration, on-screen text)
     if label:
         for n, item in enumerate(items, start=1):
-            words = item.split()
-            short = " ".join(words[:5]) + ("…" if len(words) > 5 else "")
-            bodies.append((_sentence(_numbered(label, n, item)), f"{n} · {short}".strip(" ·")))
+            heading = _screen_text(item, request.language) if item else ""
+            bodies.append((_sentence(_numbered(label, n, item)), f"{n} · {heading}".strip(" ·")))
     else:
-        bodies = [(_sentence(item), _headline(item, 3)) for item in items]
+        bodies = [(_sentence(item), _screen_text(item, request.language)) for item in items]
     intro = _sentence(topic) if topic else _sentence(topic_text) or title
     if not bodies:
         notes.append(
@@ -269,7 +279,7 @@ def _scenes_from_prompt(
         )
     use_title = bool(bodies) and target >= 12
     use_end = target >= 20
-    spoken = [(intro, _headline(topic, 3)), *bodies]
+    spoken = [(intro, _screen_text(topic, request.language)), *bodies]
     fixed = END_SECONDS if use_end else 0.0
     weights = [speech_seconds(text, rate) + SCENE_PADDING for text, _ in spoken]
     scale = max(0.1, (target - fixed) / sum(weights))
@@ -290,7 +300,7 @@ def _scenes_from_prompt(
             )
         )
     if use_end:
-        scenes.append(_end_card(len(scenes), END_SECONDS))
+        scenes.append(_end_card(len(scenes), END_SECONDS, request.language))
     _fix_last_transition(scenes)
     # Transitions overlap scenes; give the overlap back to the narrated scenes
     # so the planned timeline meets the target.
@@ -358,7 +368,7 @@ def _scenes_from_script(request: ProductionRequest, rng: random.Random, title: s
                     "index": i,
                     "narration": text,
                     "visual": d.get("visual", f"{request.style.motif} motion graphics"),
-                    "on_screen_text": d.get("text", _headline(text, 3)),
+                    "on_screen_text": d.get("text", _screen_text(text, request.language)),
                     "duration": round(min(120.0, length * scale), 3),
                     "camera": camera,
                     "transition": transition,
@@ -367,12 +377,12 @@ def _scenes_from_script(request: ProductionRequest, rng: random.Random, title: s
             )
         )
     if cards:
-        scenes = _with_cards(scenes, title)
+        scenes = _with_cards(scenes, title, request.language)
     _fix_last_transition(scenes)
     return scenes
 
 
-def _with_cards(scenes: list[Scene], title: str) -> list[Scene]:
+def _with_cards(scenes: list[Scene], title: str, language: str) -> list[Scene]:
     """A silent title card before a script's scenes and an end card after them
     (scene indices shift by one: media name storyboard scenes)."""
     out = [
@@ -387,19 +397,19 @@ def _with_cards(scenes: list[Scene], title: str) -> list[Scene]:
         )
     ]
     out += [sc.model_copy(update={"index": i + 1}) for i, sc in enumerate(scenes)]
-    out.append(_end_card(len(out), SCRIPT_CARD_SECONDS))
+    out.append(_end_card(len(out), SCRIPT_CARD_SECONDS, language))
     if out[-2].transition == "cut":
         out[-2].transition = "crossfade"
     return out
 
 
-def _end_card(index: int, duration: float) -> Scene:
+def _end_card(index: int, duration: float, language: str) -> Scene:
     return Scene(
         index=index,
         kind="end",
         duration=duration,
         visual="End card",
-        on_screen_text="Thanks for watching",
+        on_screen_text=thanks(language),
         camera="zoom_out",
         transition="cut",
     )
