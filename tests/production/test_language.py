@@ -118,7 +118,7 @@ def test_script_plan_uses_the_request_language() -> None:
     ],
 )
 def test_renderer_wraps_long_titles_instead_of_cutting_them(title: str) -> None:
-    # As the motion renderer sizes a title card at 1280x720 (see MotionRenderer._text).
+    # As the motion renderer sizes a title card at 1280x720 (see motion/cards.py).
     max_w, short = int(1280 * 0.84), 720
     size = fit_size(
         title, round(short * 0.12), max_w, int(720 * 0.42), max(8, round(short * 0.025))
