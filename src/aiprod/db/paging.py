@@ -13,7 +13,9 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Select, and_, or_
 
 from aiprod.errors import Invalid
 
@@ -65,3 +67,17 @@ def page_of(rows: Sequence[Row], limit: int) -> tuple[list[Row], str | None]:
     if len(rows) > limit and page:
         return page, encode_cursor(page[-1].created_at, page[-1].id)
     return page, None
+
+
+def newest_first(
+    query: Select[Any], model: Any, before: tuple[datetime, uuid.UUID] | None
+) -> Select[Any]:
+    """`query` over `model` ordered newest first on (created_at, id), starting
+    after the position `before` (a decoded cursor) when there is one."""
+    q = query.order_by(model.created_at.desc(), model.id.desc())
+    if before is not None:
+        created, key = before
+        q = q.where(
+            or_(model.created_at < created, and_(model.created_at == created, model.id < key))
+        )
+    return q

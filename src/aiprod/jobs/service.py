@@ -15,10 +15,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from aiprod.db.base import utcnow
+from aiprod.db.paging import newest_first
 from aiprod.errors import Conflict, NotFound
 from aiprod.jobs import state
 from aiprod.jobs.leases import LeaseLost, Leases
@@ -121,16 +122,11 @@ class JobService(Leases):
         status: str | None = None,
     ) -> list[Job]:
         """Newest first, keyset-paginated on (created_at, id)."""
-        q = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+        q = newest_first(select(Job), Job, before).limit(limit)
         if owner_id is not None:
             q = q.where(Job.owner_id == owner_id)
         if status is not None:
             q = q.where(Job.status == status)
-        if before is not None:
-            created, jid = before
-            q = q.where(
-                or_(Job.created_at < created, and_(Job.created_at == created, Job.id < jid))
-            )
         async with self.db.session() as s:
             return list((await s.execute(q)).scalars())
 

@@ -18,10 +18,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 
 from aiprod.db.base import utcnow
 from aiprod.db.engine import Database
+from aiprod.db.paging import newest_first
 from aiprod.errors import NotFound
 from aiprod.events.models import WebhookDelivery, WebhookEndpoint
 from aiprod.events.webhooks.secrets import SecretBox, SecretUnreadable
@@ -173,22 +174,10 @@ class WebhookService:
     ) -> list[WebhookDelivery]:
         """Newest first, keyset-paginated on (created_at, id)."""
         await self.get(endpoint_id, owner_id)
-        q = (
-            select(WebhookDelivery)
-            .where(WebhookDelivery.endpoint_id == endpoint_id)
-            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-            .limit(limit)
-        )
+        scoped = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+        q = newest_first(scoped, WebhookDelivery, before).limit(limit)
         if status is not None:
             q = q.where(WebhookDelivery.status == status)
-        if before is not None:
-            created, did = before
-            q = q.where(
-                or_(
-                    WebhookDelivery.created_at < created,
-                    and_(WebhookDelivery.created_at == created, WebhookDelivery.id < did),
-                )
-            )
         async with self.db.session() as s:
             return list((await s.execute(q)).scalars())
 

@@ -17,10 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 
 from aiprod.db.base import utcnow
 from aiprod.db.engine import Database
+from aiprod.db.paging import newest_first
 from aiprod.errors import Conflict, Invalid, NotFound, TooLarge
 from aiprod.jobs.models import Job, MediaFile
 from aiprod.jobs.uploads.formats import SUFFIXES, Sniffed
@@ -152,19 +153,11 @@ class MediaService:
         kind: str | None = None,
     ) -> list[MediaFile]:
         """Newest first, keyset-paginated on (created_at, id)."""
-        q = select(MediaFile).order_by(MediaFile.created_at.desc(), MediaFile.id.desc())
+        q = newest_first(select(MediaFile), MediaFile, before)
         if owner_id is not None:
             q = q.where(MediaFile.owner_id == owner_id)
         if kind is not None:
             q = q.where(MediaFile.kind == kind)
-        if before is not None:
-            created, mid = before
-            q = q.where(
-                or_(
-                    MediaFile.created_at < created,
-                    and_(MediaFile.created_at == created, MediaFile.id < mid),
-                )
-            )
         async with self.db.session() as s:
             return list((await s.execute(q.limit(limit))).scalars())
 
