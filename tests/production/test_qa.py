@@ -308,3 +308,20 @@ def test_montage_output_passes_qa(tmp_path: Path) -> None:
     )
     assert report.passed, report.failures
     assert {"subtitles_file", "subtitle_coverage"} <= {c.name for c in report.checks}
+
+
+def test_the_file_is_checked_against_the_requested_duration(tmp_path: Path) -> None:
+    """A production asked for 8 s that came out as long as the storyboard fails
+    QA (the storyboard alone would have passed it), and passes when asked for
+    its own length; the voice's share of the runtime is reported, not blocking."""
+    video = write_program(tmp_path / "v.mp4", GOOD)
+    length = CUTS.duration
+    far = ProbeQA().check(qa_input(video, requested_duration=length * 3))
+    check = next(c for c in far.checks if c.name == "requested_duration")
+    assert not far.passed and check.blocking and not check.passed
+    near = ProbeQA().check(
+        qa_input(video, requested_duration=length * 1.05, narration_spans=[(0.2, 0.4)])
+    )
+    assert near.passed, near.failures
+    coverage = next(c for c in near.checks if c.name == "narration_coverage")
+    assert not coverage.passed and not coverage.blocking

@@ -185,9 +185,7 @@ class ProbeQA:
                     "requested_duration",
                     abs(info.duration - asked) <= REQUEST_TOLERANCE * asked,
                     f"{info.duration:.2f} s",
-                    f"{asked:.2f} s ± {REQUEST_TOLERANCE:.0%}"
-                    + ("" if inp.duration_explicit else " (the preset's default length)"),
-                    blocking=inp.duration_explicit,
+                    f"{asked:.2f} s ± {REQUEST_TOLERANCE:.0%}",
                 )
             )
         if inp.narration_spans and info.duration > 0:

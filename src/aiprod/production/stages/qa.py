@@ -29,7 +29,6 @@ class QAInput:
     target_lufs: float = -14.0
     subtitles_burned_in: bool = False  # cue text is drawn into the picture (fonts matter)
     requested_duration: float | None = None  # what the user asked for (± DURATION_TOLERANCE)
-    duration_explicit: bool = False  # asked for in the request, not a preset's default
 
 
 class QualityChecker(Backend, Protocol):
@@ -64,7 +63,6 @@ def run(
             subtitles_expected=ctx.request.subtitles.enabled,
             subtitles_burned_in=ctx.request.subtitles.enabled and ctx.request.subtitles.burn_in,
             requested_duration=requested_duration(ctx.request),
-            duration_explicit=ctx.request.duration is not None,
         )
     )
     write_json(ctx.outdir / "qa.json", report.model_dump(mode="json"))
