@@ -30,10 +30,11 @@ from aiprod.production.subtitles import (
 
 
 def storyboard(
-    *durations: float, transition: Transition = "crossfade", td: float = 0.5
+    *durations: float, transition: Transition = "crossfade", td: float = 0.5, language: str = "en"
 ) -> Storyboard:
     return Storyboard(
         title="t",
+        language=language,
         scenes=[
             Scene(index=i, duration=d, transition=transition, transition_duration=td)
             for i, d in enumerate(durations)
@@ -117,13 +118,19 @@ SCRIPTS = [
 ]
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=["bees", "grinder", "fr", "de"])
-def test_cues_never_leave_an_orphan_or_end_on_a_binding_word(script: str) -> None:
+@pytest.mark.parametrize(
+    ("script", "language"),
+    list(zip(SCRIPTS, ["en", "en", "fr", "de"], strict=True)),
+    ids=["bees", "grinder", "fr", "de"],
+)
+def test_cues_never_leave_an_orphan_or_end_on_a_binding_word(script: str, language: str) -> None:
     """No cue of one or two words cut off a longer phrase ("grinder."), and no
     cue ends on an article, preposition or conjunction ("…for the | settings")."""
     for word_s in (0.22, 0.3, 0.4):  # fast and slow voices group differently
         cues = cues_from_narrations(
-            storyboard(60.0), [narration(timed(script, word_s=word_s))], lead=0.0
+            storyboard(60.0, language=language),
+            [narration(timed(script, word_s=word_s))],
+            lead=0.0,
         )
         assert words_of(cues) == script.split()
         for c in cues:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from aiprod.production.language import stop_words
 from aiprod.production.models import Narration, Storyboard, SubtitleCue, WordTiming
 
 MAX_LINE_CHARS = 42
@@ -63,6 +65,7 @@ def cues_from_narrations(
     timings spread over its duration in proportion to word length, so it is still
     subtitled.  Cues end by the end of the production.
     """
+    rules = _Rules(line_chars, stop_words(storyboard.language))
     starts = storyboard.starts()
     total = storyboard.duration
     spans: list[tuple[float, float, str, list[WordTiming]]] = []
@@ -71,8 +74,8 @@ def cues_from_narrations(
         if not words and storyboard.scenes[i].narration.strip():
             words = _spread(storyboard.scenes[i].narration, narration.duration)
         offset = starts[i] + lead
-        for group in _group(words, line_chars):
-            lines = _layout([w.text.strip() for w in group], line_chars)
+        for group in _group(words, rules):
+            lines = _layout([w.text.strip() for w in group], rules)
             text = "\n".join(lines) if lines else " ".join(w.text.strip() for w in group)
             start = offset + max(0.0, group[0].start)
             end = offset + max(group[-1].end, group[0].start)
@@ -107,7 +110,18 @@ def _chars(words: Sequence[WordTiming]) -> int:
     return len(" ".join(w.text.strip() for w in words))
 
 
-def _layout(words: Sequence[str], line_chars: int = MAX_LINE_CHARS) -> list[str] | None:
+@dataclass(frozen=True)
+class _Rules:
+    """How one production's cues are cut: characters per line, and the words of
+    its language that bind to what follows (articles, prepositions,
+    conjunctions: `language.stop_words`), which neither a cue nor a line
+    should end on ("…the | grinder")."""
+
+    line_chars: int
+    binding: frozenset[str]
+
+
+def _layout(words: Sequence[str], rules: _Rules) -> list[str] | None:
     """Best split of the words into at most two lines, or None if they do not fit.
 
     One line when it fits; otherwise the split that keeps the longer line shortest,
@@ -117,38 +131,22 @@ def _layout(words: Sequence[str], line_chars: int = MAX_LINE_CHARS) -> list[str]
     if not words:
         return []
     one = " ".join(words)
-    if len(one) <= line_chars or len(words) == 1:
+    if len(one) <= rules.line_chars or len(words) == 1:
         return [one]
     best: tuple[float, list[str]] | None = None
     for k in range(1, len(words)):
         top, bottom = " ".join(words[:k]), " ".join(words[k:])
-        if len(top) > line_chars or len(bottom) > line_chars:
+        if len(top) > rules.line_chars or len(bottom) > rules.line_chars:
             continue
         score = float(max(len(top), len(bottom)))
         if _CLAUSE_END.search(words[k - 1]) or _SENTENCE_END.search(words[k - 1]):
             score -= 6.0
-        elif _bare(words[k - 1]) in _DANGLING:
+        elif _bare(words[k - 1]) in rules.binding:
             score += 6.0  # "…from the\nhive": the line ends on a word that binds on
         if best is None or score < best[0]:
             best = (score, [top, bottom])
     return None if best is None else best[1]
 
-
-_DANGLING = frozenset(
-    """a an the of to in on at by for from with into over under about as and or but nor so
-    if than that which who whose whom this these those its their our your his her my
-    is are was were be been has have had do does did can could will would shall should
-    may might must not no very more most such each every some any all both
-    le la les l' un une des du de d' au aux et ou mais ni que qui dont ce cet cette ces
-    son sa ses leur leurs notre nos votre vos mon ma mes ton ta tes en dans sur sous par
-    pour avec sans chez vers est sont
-    el los las una unos unas del al y o pero que en con sin por para su sus es son
-    der die das den dem des ein eine einen einem einer und oder aber dass mit von zu im
-    am auf aus bei für ist sind""".split()
-)
-"""Words that bind to what follows (articles, prepositions, conjunctions,
-auxiliaries) in the languages eSpeak narrates most: a cue should not end on
-one ("…the | grinder")."""
 
 BREAK_COST_SENTENCE = 0.0
 BREAK_COST_CLAUSE = 3.0
@@ -166,23 +164,23 @@ def _bare(word: str) -> str:
     return word.lower().strip("\"'“”‘’«»()[]")
 
 
-def _break_cost(word: str) -> float:
+def _break_cost(word: str, rules: _Rules) -> float:
     """Cost of ending a cue after `word` when more words follow."""
     if _SENTENCE_END.search(word):
         return BREAK_COST_SENTENCE
     if _CLAUSE_END.search(word):
         return BREAK_COST_CLAUSE
-    if _bare(word) in _DANGLING:
+    if _bare(word) in rules.binding:
         return BREAK_COST_DANGLING
     return BREAK_COST_WORD
 
 
-def _cue_cost(run: Sequence[WordTiming], i: int, j: int, line_chars: int) -> float | None:
+def _cue_cost(run: Sequence[WordTiming], i: int, j: int, rules: _Rules) -> float | None:
     """Cost of showing ``run[i:j]`` as one cue, None when it cannot be one (too
     long for two lines or for `MAX_CUE_SECONDS`; a single word always can)."""
     texts = [w.text.strip() for w in run[i:j]]
     if j - i > 1 and (
-        _layout(texts, line_chars) is None or run[j - 1].end - run[i].start > MAX_CUE_SECONDS
+        _layout(texts, rules) is None or run[j - 1].end - run[i].start > MAX_CUE_SECONDS
     ):
         return None
     cost = CUE_COST
@@ -191,7 +189,7 @@ def _cue_cost(run: Sequence[WordTiming], i: int, j: int, line_chars: int) -> flo
     if run[j - 1].end - run[i].start < MIN_CUE_SECONDS or len(" ".join(texts)) < 12:
         cost += SHORT_CUE_COST
     if j < len(run):
-        cost += _break_cost(texts[-1])
+        cost += _break_cost(texts[-1], rules)
     # A sentence that ends inside the cue after a long enough start would read
     # better as the cue's end (the next sentence then starts a cue of its own).
     for k in range(i + 1, j):
@@ -202,7 +200,7 @@ def _cue_cost(run: Sequence[WordTiming], i: int, j: int, line_chars: int) -> flo
     return cost
 
 
-def _segment(run: Sequence[WordTiming], line_chars: int) -> list[list[WordTiming]]:
+def _segment(run: Sequence[WordTiming], rules: _Rules) -> list[list[WordTiming]]:
     """The cheapest split of a run of words (no long pause inside) into cues:
     dynamic programming over break points, so cues end at phrase boundaries,
     no cue is an orphan of one or two words, and none ends on a word that binds
@@ -214,7 +212,7 @@ def _segment(run: Sequence[WordTiming], line_chars: int) -> list[list[WordTiming
         for i in range(max(0, j - MAX_CUE_WORDS), j):
             if best[i] == math.inf:
                 continue
-            cost = _cue_cost(run, i, j, line_chars)
+            cost = _cue_cost(run, i, j, rules)
             if cost is not None and best[i] + cost < best[j]:
                 best[j], back[j] = best[i] + cost, i
     groups: list[list[WordTiming]] = []
@@ -225,17 +223,17 @@ def _segment(run: Sequence[WordTiming], line_chars: int) -> list[list[WordTiming
     return groups[::-1]
 
 
-def _group(words: Sequence[WordTiming], line_chars: int) -> list[list[WordTiming]]:
+def _group(words: Sequence[WordTiming], rules: _Rules) -> list[list[WordTiming]]:
     """Cues of a scene's words: runs split at pauses, each run segmented."""
     groups: list[list[WordTiming]] = []
     run: list[WordTiming] = []
     for w in words:
         if run and w.start - run[-1].end >= PAUSE_BREAK_SECONDS:
-            groups += _segment(run, line_chars)
+            groups += _segment(run, rules)
             run = []
         run.append(w)
     if run:
-        groups += _segment(run, line_chars)
+        groups += _segment(run, rules)
     return groups
 
 
