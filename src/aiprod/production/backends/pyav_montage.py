@@ -423,9 +423,7 @@ class SubtitleBurner:
     def _sprite(self, k: int, word: int = -1) -> tuple[NDArray[np.uint8], int, int]:
         key = (k, word)
         if key not in self._sprites:
-            for old in [x for x in self._sprites if x[0] == k]:  # one look per cue alive
-                self._sprites.pop(old)
-                self._yuv.pop(old, None)
+            self._drop(k)  # one look of a cue alive at a time
             box = BOX_RGBA if self.style.box else None
             sprite = render_text_sprite(
                 self.cues[k].text,
@@ -457,10 +455,10 @@ class SubtitleBurner:
         return self._yuv[key]
 
     def _drop(self, k: int) -> None:
-        for key in [x for x in self._sprites if x[0] == k]:
-            self._sprites.pop(key)
-        for key in [x for x in self._yuv if x[0] == k]:
-            self._yuv.pop(key)
+        """Forget every look of cue k (RGB and YUV)."""
+        for cache in (self._sprites, self._yuv):
+            for key in [x for x in cache if x[0] == k]:
+                del cache[key]
 
     def active(self, t: float) -> list[int]:
         while self._next < len(self.cues) and self.cues[self._next].end <= t:
