@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from aiprod.jobs.artifacts import Artifacts
 from aiprod.jobs.service import JobService
@@ -67,4 +67,19 @@ __all__ = [
     "job_service",
     "media_service",
     "root_path",
+]
+
+
+PAGE_CAP = 1000  # what `limit` may ask; the server's page size caps it further
+PageSize = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=PAGE_CAP,
+        description="Page size; values above the server's maximum "
+        "(`AIPROD_PAGE_SIZE_MAX`) are capped.",
+    ),
+]
+PageCursor = Annotated[
+    str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
 ]

@@ -35,7 +35,7 @@ from aiprod.identity.deps import (
 )
 from aiprod.jobs import checks
 from aiprod.jobs.catalog import catalog
-from aiprod.jobs.deps import ArtifactsDep, Jobs, Media, RootPath, SettingsDep
+from aiprod.jobs.deps import ArtifactsDep, Jobs, Media, PageCursor, PageSize, RootPath, SettingsDep
 from aiprod.jobs.models import SEQ_MAX
 from aiprod.jobs.schemas import (
     ArtifactList,
@@ -56,17 +56,6 @@ router = APIRouter(prefix="/v1/productions", tags=["productions"])
 ProductionId = Annotated[uuid.UUID, Path(description="The production's id.")]
 _READ_ERRORS = error_responses(401, 404, 422)
 _ACTION_ERRORS = error_responses(401, 403, 404, 409, 413, 422)
-PAGE_CAP = 1000  # what `limit` may ask; the server's page size caps it further
-
-PageSize = Annotated[
-    int,
-    Query(
-        ge=1,
-        le=PAGE_CAP,
-        description="Page size; values above the server's maximum "
-        "(`AIPROD_PAGE_SIZE_MAX`) are capped.",
-    ),
-]
 
 
 # ------------------------------------------------------------- productions
@@ -146,9 +135,7 @@ async def list_productions(
     settings: SettingsDep,
     root: RootPath,
     limit: PageSize = 20,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
-    ] = None,
+    cursor: PageCursor = None,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
 ) -> JobPage:
     """Your productions, newest first (admins: everyone's), a page at a time.  The

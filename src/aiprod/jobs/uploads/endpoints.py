@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from aiprod.db.paging import decode_cursor, page_of
 from aiprod.errors import Invalid, RateLimited, error_responses
 from aiprod.identity.deps import MediaRead, MediaWrite, owner_scope
-from aiprod.jobs.deps import Media, RootPath, SettingsDep
+from aiprod.jobs.deps import Media, PageCursor, PageSize, RootPath, SettingsDep
 from aiprod.jobs.models import MediaFile
 from aiprod.jobs.uploads.formats import ACCEPTED, sniff
 from aiprod.jobs.uploads.inspect import BadMedia, Limits, inspect
@@ -32,7 +32,6 @@ router = APIRouter(prefix="/v1/media", tags=["media"])
 
 MediaKind = Literal["image", "video", "audio"]
 MediaId = Annotated[uuid.UUID, Path(description="The upload's id.")]
-PAGE_CAP = 1000
 RETRY_AFTER = 5  # seconds, when every upload slot is busy
 
 
@@ -188,17 +187,8 @@ async def list_media(
     media: Media,
     settings: SettingsDep,
     root: RootPath,
-    limit: Annotated[
-        int,
-        Query(
-            ge=1,
-            le=PAGE_CAP,
-            description="Page size; values above `AIPROD_PAGE_SIZE_MAX` are capped.",
-        ),
-    ] = 20,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
-    ] = None,
+    limit: PageSize = 20,
+    cursor: PageCursor = None,
     kind: Annotated[MediaKind | None, Query(description="Only uploads of this kind.")] = None,
 ) -> MediaPage:
     """Your uploads, newest first (admins: everyone's), a page at a time."""
