@@ -31,6 +31,7 @@ LAYER = {
     "http_ranges": 0,
     "private_files": 0,
     "tls": 0,
+    "ssrf": 0,
     "production": 1,
     "storage": 1,
     "db": 1,

@@ -5,15 +5,19 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aiprod.access_config import OIDCIssuer, check_secret
+from aiprod.provider_config import ProviderConfig
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AIPROD_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="AIPROD_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
 
     data_dir: Path = Field(Path(".aiprod"), description="Where caches and local data live.")
     cache_dir: Path | None = Field(None, description="Stage cache (default: DATA_DIR/cache).")
@@ -31,6 +35,46 @@ class Settings(BaseSettings):
     prices: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="Overrides of the price table: {backend: {unit: USD per unit}}.",
+    )
+
+    # --- AI providers (production/providers) --------------------------------
+    openai_chat: ProviderConfig = Field(
+        default_factory=ProviderConfig,
+        description="OpenAI-compatible Chat Completions (OpenAI, Ollama, vLLM, LM Studio, "
+        "OpenRouter, Gemini's compatible endpoint): the `openai-chat` planner.",
+    )
+    openai_speech: ProviderConfig = Field(
+        default_factory=ProviderConfig,
+        description="OpenAI-style POST /audio/speech: the `openai-speech` narrator.",
+    )
+    elevenlabs: ProviderConfig = Field(
+        default_factory=ProviderConfig, description="ElevenLabs text-to-speech: `elevenlabs`."
+    )
+    pexels: ProviderConfig = Field(
+        default_factory=ProviderConfig, description="Pexels photo and video search: `pexels`."
+    )
+    pixabay: ProviderConfig = Field(
+        default_factory=ProviderConfig, description="Pixabay photo and video search: `pixabay`."
+    )
+    openai_images: ProviderConfig = Field(
+        default_factory=ProviderConfig,
+        description="OpenAI-style POST /images/generations: the `openai-images` visuals.",
+    )
+    provider_fallback: dict[
+        Literal["plan", "narrate", "visuals", "music", "montage", "qa"], Literal["fail", "builtin"]
+    ] = Field(
+        default_factory=dict,
+        description="Per stage, what a failed provider leads to: `fail` (the default: the "
+        "production fails, naming the provider, the call and why) or `builtin` (the stage is "
+        "made by the built-in backend instead, recorded in the manifest and the events).",
+    )
+    provider_allow_private_networks: bool = Field(
+        False,
+        description="Let files a provider hands back (stock photos, generated images) be "
+        "fetched from loopback/private addresses (tests, labs). Off: such URLs are refused.",
+    )
+    provider_download_max_bytes: int = Field(
+        300_000_000, ge=1024, description="Largest file fetched from a provider's URL."
     )
 
     # --- platform -----------------------------------------------------------

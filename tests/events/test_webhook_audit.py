@@ -32,7 +32,7 @@ from aiprod.db.base import JSONType, UTCDateTime, utcnow
 from aiprod.db.engine import Database
 from aiprod.events.models import WebhookDelivery, WebhookEndpoint
 from aiprod.events.webhooks.service import WebhookService
-from aiprod.events.webhooks.ssrf import blocked_address
+from aiprod.ssrf import blocked_address
 
 INTERNAL_BODY = b"db_password=hunter2; internal-only"
 PRIVATE_ADDRESS = "10.20.30.40"

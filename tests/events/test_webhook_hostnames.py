@@ -8,7 +8,7 @@ import pytest
 from tests.events.conftest import Live
 from tests.events.test_webhook_audit import create, strict  # noqa: F401  (fixture)
 
-from aiprod.events.webhooks.ssrf import WebhookURLError, parse_url
+from aiprod.ssrf import WebhookURLError, parse_url
 
 BAD_HOSTS = ["a" * 64 + ".example.com", ".".join(["abcdefghi"] * 26), "bad..example.com"]
 

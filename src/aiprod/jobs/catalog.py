@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query, Response
 from aiprod.errors import Invalid, NotFound, error_responses
 from aiprod.identity.deps import JobsRead
 from aiprod.jobs import checks, voices
-from aiprod.jobs.deps import Jobs, Media
+from aiprod.jobs.deps import Jobs, Media, SettingsDep
 from aiprod.jobs.schemas import EstimateResponse, PresetOut, VoiceList, VoiceOut
 from aiprod.jobs.service import JobService
 from aiprod.production import backends
@@ -75,12 +75,12 @@ async def list_presets(user: JobsRead) -> list[PresetOut]:
     responses=error_responses(401, 413, 422),
 )
 async def cost_estimate(
-    body: ProductionRequest, user: JobsRead, jobs: Jobs, media: Media
+    body: ProductionRequest, user: JobsRead, jobs: Jobs, media: Media, settings: SettingsDep
 ) -> EstimateResponse:
     """The estimate and fast-track decision `POST /v1/productions` would make for
     this body (budget downgrades applied; 422 `budget_exceeded` when nothing
     fits; 422 as at submit for media, backends and voices).  Creates no job."""
-    await checks.production_request(body, user.user_id, media)
+    await checks.production_request(body, user.user_id, media, settings)
     estimate, fast = _estimate(jobs, body)
     return EstimateResponse(estimate=CostEstimate.model_validate(estimate), fast_track=fast)
 

@@ -19,14 +19,16 @@ from aiprod.production import backends
 from aiprod.production.cost import PriceTable, fit_budget
 from aiprod.production.models import ProductionRequest, Storyboard
 from aiprod.production.presets import PRESETS
+from aiprod.settings import Settings
 
 
 async def production_request(
-    request: ProductionRequest, owner_id: uuid.UUID, media: MediaService
+    request: ProductionRequest, owner_id: uuid.UUID, media: MediaService, settings: Settings
 ) -> None:
     """A submitted (or estimated) request: the API never reads server paths
-    named by a client (uploads are named by id, and must be the caller's, of
-    the right kind), backend names must exist here, and so must its voice."""
+        named by a client (uploads are named by id, and must be the caller's, of
+        the right kind), backend names must exist here (a provider's configured),
+    and so must its voice."""
     for i, m in enumerate(request.media):
         if m.file is not None:
             raise Invalid.at(
@@ -45,9 +47,9 @@ async def production_request(
     await media.check_request(owner_id, request)
     for stage, name in request.backends.items():
         try:
-            backends.check(stage, name)
+            backends.check(stage, name, settings)
         except backends.UnknownBackend as exc:
-            raise Invalid.at(["body", "backends", stage], str(exc), "unknown_backend") from None
+            raise Invalid.at(["body", "backends", stage], str(exc), exc.code) from None
     await voices.check_request(request)
 
 

@@ -84,6 +84,7 @@ async def submit(
     response: Response,
     body: ProductionRequest,
     user: JobsCreate,
+    settings: SettingsDep,
     jobs: Jobs,
     media: Media,
     root: RootPath,
@@ -107,7 +108,7 @@ async def submit(
     a `media[].path` or `music_file` (server paths) and a `media_id` or
     `music_media_id` that is not an upload of yours of the right kind
     (`POST /v1/media`: pictures or clips on scenes, audio as music) answer 422."""
-    await checks.production_request(body, user.user_id, media)
+    await checks.production_request(body, user.user_id, media, settings)
     try:
         job, created = await jobs.create(user.user_id, body, idempotency_key)
     except BudgetExceeded:

@@ -310,6 +310,11 @@ class Scene(_Strict):
     narration: str = Field("", max_length=2000)
     visual: str = Field("", max_length=1000, description="What the scene shows.")
     on_screen_text: str = Field("", max_length=200)
+    search_terms: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Words a stock library is searched by for this scene (stock visuals).",
+    )
     duration: float = Field(gt=0.5, le=120, allow_inf_nan=False)
     camera: CameraMove = "static"
     transition: Transition = Field("crossfade", description="Transition into the next scene.")
@@ -339,6 +344,11 @@ class Storyboard(_Strict):
         max_length=64,
         description="Who wrote the narration: `template` (the built-in planner, from the "
         "prompt's own words), `script` (the user's script), `user-edit`, or an AI provider.",
+    )
+    music_mood: MusicMood | None = Field(
+        None,
+        description="The planner's pick of a music mood, used instead of the request's "
+        "automatic one (a request without music stays without).",
     )
     notes: list[Annotated[str, Field(max_length=1000)]] = Field(
         default_factory=list,

@@ -40,8 +40,8 @@ from aiprod.events.models import WebhookDelivery, WebhookEndpoint
 from aiprod.events.tasks import cancel_all, wait_event
 from aiprod.events.webhooks.secrets import SecretBox, SecretUnreadable
 from aiprod.events.webhooks.signing import USER_AGENT, message_body, signed_headers
-from aiprod.events.webhooks.ssrf import SSRFBlocked, WebhookURLError, parse_url, resolve
 from aiprod.settings import Settings
+from aiprod.ssrf import SSRFBlocked, WebhookURLError, parse_url, resolve
 
 log = logging.getLogger("aiprod.webhooks")
 

@@ -22,9 +22,9 @@ from aiprod.events.webhooks.schemas import (
     WebhookUpdate,
     WebhookWithSecret,
 )
-from aiprod.events.webhooks.ssrf import SSRFBlocked, WebhookURLError
 from aiprod.identity.deps import WebhooksRead, WebhooksWrite, owner_scope
 from aiprod.identity.permissions import Principal
+from aiprod.ssrf import SSRFBlocked, WebhookURLError
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 

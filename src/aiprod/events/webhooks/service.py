@@ -27,7 +27,7 @@ from aiprod.errors import NotFound
 from aiprod.events.models import WebhookDelivery, WebhookEndpoint
 from aiprod.events.webhooks.secrets import SecretBox, SecretUnreadable
 from aiprod.events.webhooks.signing import new_secret
-from aiprod.events.webhooks.ssrf import check_endpoint_url
+from aiprod.ssrf import check_endpoint_url
 
 log = logging.getLogger("aiprod.webhooks")
 

@@ -78,10 +78,17 @@ class Ahead:
         self.path.unlink(missing_ok=True)
 
 
+def mood(ctx: StageContext, storyboard: Storyboard) -> MusicMood | None:
+    """The mood of the bed: the planner's pick, else the request's; None for no music."""
+    if ctx.request.music is None:
+        return None
+    return storyboard.music_mood or ctx.request.music
+
+
 def _inputs(ctx: StageContext, storyboard: Storyboard) -> dict[str, Any]:
     """What the music bed's cache key is made of."""
     inputs: dict[str, Any] = {
-        "mood": ctx.request.music,
+        "mood": mood(ctx, storyboard),
         "duration": storyboard.duration,
         "seed": storyboard.seed,
     }
@@ -93,8 +100,8 @@ def _inputs(ctx: StageContext, storyboard: Storyboard) -> dict[str, Any]:
 def compose_ahead(ctx: StageContext, storyboard: Storyboard) -> Ahead | None:
     """Start composing the music bed on a helper thread, unless there is no music
     or the cache already has it; `run` then takes the result."""
-    mood = ctx.request.music
-    if mood is None or ctx.request.music_file is not None:
+    picked = mood(ctx, storyboard)
+    if picked is None or ctx.request.music_file is not None:
         return None
     composer: Composer = ctx.backend("music")
     key = cache_key("music", composer.name, composer.version, _inputs(ctx, storyboard))
@@ -103,7 +110,7 @@ def compose_ahead(ctx: StageContext, storyboard: Storyboard) -> Ahead | None:
     path = ctx.work / "tmp" / "music-ahead.wav"
     path.parent.mkdir(parents=True, exist_ok=True)
     duration, seed = storyboard.duration, storyboard.seed
-    return Ahead(lambda: composer.compose(mood, duration, seed, path), path)
+    return Ahead(lambda: composer.compose(picked, duration, seed, path), path)
 
 
 def load(ctx: StageContext) -> Path | None:
@@ -120,16 +127,16 @@ def run(ctx: StageContext, storyboard: Storyboard, ahead: Ahead | None = None) -
         return None
     composer: Composer = ctx.backend("music")
     wav = ctx.work / "music.wav"
-    mood, duration, seed = ctx.request.music, storyboard.duration, storyboard.seed
+    picked, duration, seed = mood(ctx, storyboard), storyboard.duration, storyboard.seed
     song = ctx.request.music_file
 
     def make(tmp: Path) -> None:
         if song is not None:
             fit_bed(song, duration, tmp / wav.name)
             return
-        assert mood is not None  # run() returned above when there is neither
+        assert picked is not None  # run() returned above when there is neither
         if ahead is None:
-            composer.compose(mood, duration, seed, tmp / wav.name)
+            composer.compose(picked, duration, seed, tmp / wav.name)
             return
         ahead.wait()
         os.replace(ahead.path, tmp / wav.name)

@@ -1,8 +1,10 @@
-"""Webhook URLs: what an endpoint may point at (the SSRF guard).
+"""Outbound URLs: what the server may be made to fetch or call (the SSRF guard).
 
-Endpoints may not point at loopback, private, link-local or other non-public
-addresses unless an admin allowed it for that endpoint (or the operator for
-the whole server: ``AIPROD_WEBHOOK_ALLOW_PRIVATE_NETWORKS``, used by tests).
+Used for webhook endpoints (a user's URL) and for the files an AI provider
+hands back (a stock photo's or a generated image's URL).  Such a URL may not
+point at loopback, private, link-local or other non-public addresses unless an
+admin allowed it for that endpoint (or the operator for the whole server:
+``AIPROD_WEBHOOK_ALLOW_PRIVATE_NETWORKS``, ``AIPROD_PROVIDER_ALLOW_PRIVATE_NETWORKS``).
 The check runs at registration *and* at every delivery, on the addresses the
 name resolves to then, and the request goes to the address that was checked
 (TLS still verifies the name), so DNS rebinding cannot slip past it.
@@ -19,6 +21,7 @@ import ipaddress
 import socket
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -121,25 +124,48 @@ def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+def _named_local(host: str) -> bool:
+    return host == "localhost" or host.endswith(".localhost")
+
+
+def _allowed(
+    addrs: list[ipaddress.IPv4Address | ipaddress.IPv6Address], allow_private: bool
+) -> str:
+    if not addrs:
+        raise OSError("the host has no address")
+    if not allow_private and any(blocked_address(a) for a in addrs):
+        raise SSRFBlocked(BLOCKED_MESSAGE)
+    return str(addrs[0])
+
+
+def _addresses(infos: list[Any]) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
 async def resolve(target: Target, allow_private: bool, timeout: float = 5.0) -> str:
     """The address to connect to: every address the name has must be allowed
     (an attacker controls which one a client would pick)."""
     ip = _literal(target.host)
     if ip is not None:
-        addrs = [ip]
-    else:
-        if target.host == "localhost" or target.host.endswith(".localhost"):
-            addrs = [ipaddress.ip_address("127.0.0.1")]
-        else:
-            loop = asyncio.get_running_loop()
-            async with asyncio.timeout(timeout):
-                infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-            addrs = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-        if not addrs:
-            raise OSError(f"{target.host} has no address")
-    if not allow_private and any(blocked_address(a) for a in addrs):
-        raise SSRFBlocked(BLOCKED_MESSAGE)
-    return str(addrs[0])
+        return _allowed([ip], allow_private)
+    if _named_local(target.host):
+        return _allowed([ipaddress.ip_address("127.0.0.1")], allow_private)
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(timeout):
+        infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    return _allowed(_addresses(infos), allow_private)
+
+
+def resolve_sync(target: Target, allow_private: bool) -> str:
+    """`resolve` for synchronous callers (the engine's provider downloads run in
+    the pipeline's thread)."""
+    ip = _literal(target.host)
+    if ip is not None:
+        return _allowed([ip], allow_private)
+    if _named_local(target.host):
+        return _allowed([ipaddress.ip_address("127.0.0.1")], allow_private)
+    infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    return _allowed(_addresses(infos), allow_private)
 
 
 async def check_endpoint_url(url: str, allow_private: bool) -> str:
