@@ -32,6 +32,7 @@ LAYER = {
     "private_files": 0,
     "tls": 0,
     "ssrf": 0,
+    "provider_config": 0,
     "production": 1,
     "storage": 1,
     "db": 1,
