@@ -100,6 +100,14 @@ class StageCompletedData(_Model):
     eta_seconds: float | None = None
 
 
+class StageFallbackData(_Model):
+    stage: str
+    provider: str = Field(description="The provider backend that failed.")
+    backend: str = Field(description="The built-in backend that made the stage instead.")
+    call: str = Field(description="The provider's call that failed, e.g. `chat.completions`.")
+    reason: str = Field(description="Why it failed (never a credential).")
+
+
 class EmptyData(_Model):
     pass
 
@@ -164,6 +172,14 @@ class StageCompleted(_JobEventMessage):
     data: StageCompletedData
 
 
+class StageFallback(_JobEventMessage):
+    """A provider failed and the stage's policy (`provider_fallback: builtin`)
+    let the built-in backend make it instead; the manifest records it too."""
+
+    type: Literal["stage.fallback"] = "stage.fallback"
+    data: StageFallbackData
+
+
 class JobAwaitingApproval(_JobEventMessage):
     type: Literal["job.awaiting_approval"] = "job.awaiting_approval"
     data: EmptyData
@@ -215,6 +231,7 @@ JOB_EVENT_MODELS: dict[str, type[_JobEventMessage]] = {
         StageStarted,
         StageProgress,
         StageCompleted,
+        StageFallback,
         JobAwaitingApproval,
         JobStoryboardUpdated,
         JobCancelRequested,
@@ -354,6 +371,9 @@ _DATA: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "stage.started": lambda p: {"stage": p.get("stage"), "eta_seconds": p.get("eta")},
     "stage.progress": _progress,
     "stage.completed": _stage_completed,
+    "stage.fallback": lambda p: {
+        k: p.get(k, "") for k in ("stage", "provider", "backend", "call", "reason")
+    },
     "job.storyboard_updated": lambda p: {"scenes": p.get("scenes", 0)},
     "job.retry_scheduled": lambda p: {
         "error": p.get("error") or {"code": "unknown", "message": ""},

@@ -60,6 +60,7 @@ from aiprod.production.pipeline import (
     ProgressEvent,
     QAFailed,
 )
+from aiprod.production.providers.client import ProviderError
 from aiprod.settings import Settings
 from aiprod.storage.store import Storage
 
@@ -282,6 +283,19 @@ class Worker:
                 details=exc.report.model_dump(mode="json"),
             )
             return
+        except ProviderError as exc:
+            # A remote service failed (after the client's retries) and the
+            # stage may not fall back: name the provider, the call and why.
+            await self._drain(run, writer)
+            await self._fail(
+                run,
+                run.stage,
+                "provider_error",
+                str(exc),
+                transient=exc.transient,
+                details=exc.details(),
+            )
+            return
         except ValueError as exc:
             # PlanningError, BudgetExceeded, UnknownBackend, unreadable media,
             # an invalid stored request or storyboard: retrying cannot help.
@@ -454,6 +468,8 @@ class Worker:
         if ev.status == "started":
             run.stage = ev.stage
             payload = {}
+        elif ev.status == "fallback":
+            payload = dict(ev.detail)
         elif ev.status == "completed":
             payload = {
                 "cached": ev.cached,

@@ -42,12 +42,20 @@ _NARRATE_S_PER_AUDIO_S = 0.04
 _MUSIC_S_PER_AUDIO_S = 0.033
 _QA_S_PER_VIDEO_S = 0.08
 _PLAN_S = 0.05
+# A chat planner's call: the instructions and schema it sends, and per scene
+# the JSON around the narration it gets back (measured on the openai-chat
+# planner's requests; tokens ≈ characters / 4).
+CHAT_PROMPT_TOKENS = 900
+CHAT_TOKENS_PER_SCENE = 60
+CHAT_TOKENS_PER_WORD = 1.4
+CHARS_PER_WORD = 6.0  # English prose, the space and punctuation included
+SECONDS_PER_SCENE = 7.0  # a prompt's scenes before the planner has said
 
 DEFAULT_PRICES: dict[str, dict[str, float]] = {
     # Remote backends: USD per unit, as published by the providers; override per
     # deployment with AIPROD_PRICES.
     "openai-chat": {"1k_tokens": 0.0006},
-    "openai-tts": {"1k_chars": 0.015},
+    "openai-speech": {"1k_chars": 0.015},
     "elevenlabs": {"1k_chars": 0.18},
     "openai-video": {"second": 0.10},
     "runway": {"second": 0.05},
@@ -117,14 +125,23 @@ class PriceTable:
             raise ValueError(f"no price for backend {backend!r} per {unit!r}") from None
 
 
-def _narration_text(request: ProductionRequest, storyboard: Storyboard | None) -> str:
+def _narration(request: ProductionRequest, storyboard: Storyboard | None) -> tuple[int, int]:
+    """Characters and words the narrator will read."""
     if storyboard is not None:
-        return " ".join(s.narration for s in storyboard.scenes)
-    if request.script is not None:
-        return request.script
-    # A prompt's narration is paced to the target: about rate × minutes words.
-    words = int(request.target_duration * request.voice.rate / 60 * 0.8)
-    return " ".join(["word"] * words)
+        text = " ".join(s.narration for s in storyboard.scenes)
+    elif request.script is not None:
+        text = request.script
+    else:
+        # A prompt's narration is paced to the target: about rate × minutes words.
+        words = int(request.target_duration * request.voice.rate / 60 * 0.8)
+        return round(words * CHARS_PER_WORD), words
+    return len(text), len(_WORD.findall(text))
+
+
+def _content_scenes(request: ProductionRequest, storyboard: Storyboard | None) -> int:
+    if storyboard is not None:
+        return sum(1 for s in storyboard.scenes if s.kind == "content")
+    return max(1, round(request.target_duration / SECONDS_PER_SCENE))
 
 
 def estimate(
@@ -137,14 +154,21 @@ def estimate(
     duration = storyboard.duration if storyboard is not None else request.target_duration
     frames = spec.frames(duration)
     mp_frames = frames * spec.width * spec.height / 1e6
-    text = _narration_text(request, storyboard)
-    chars, words = len(text), len(_WORD.findall(text))
+    chars, words = _narration(request, storyboard)
+    scenes = _content_scenes(request, storyboard)
     speech = words * 60.0 / request.voice.rate
+    source = len(request.prompt or request.script or "") / 4
+    tokens = (
+        CHAT_PROMPT_TOKENS + source + words * CHAT_TOKENS_PER_WORD + scenes * CHAT_TOKENS_PER_SCENE
+    )
     work: dict[str, tuple[float, dict[str, float]]] = {
         # stage: (predicted built-in CPU seconds, remote units by unit name)
-        "plan": (_PLAN_S, {"1k_tokens": (words * 1.4 + 400) / 1000}),
+        "plan": (_PLAN_S, {"1k_tokens": tokens / 1000}),
         "narrate": (speech * _NARRATE_S_PER_AUDIO_S, {"1k_chars": chars / 1000}),
-        "visuals": (mp_frames * _VISUALS_S_PER_MPFRAME, {"second": duration}),
+        "visuals": (
+            mp_frames * _VISUALS_S_PER_MPFRAME,
+            {"image": scenes, "second": duration},
+        ),
         "music": (
             duration * _MUSIC_S_PER_AUDIO_S if request.music else 0.0,
             {"second": duration if request.music else 0.0},

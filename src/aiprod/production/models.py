@@ -242,6 +242,14 @@ class ProductionRequest(_Strict):
         json_schema_extra=_registered_backends,
     )
 
+    fallback: dict[str, Literal["fail", "builtin"]] = Field(
+        default_factory=dict,
+        description="Per stage, what a failed AI provider leads to: `fail` (the production "
+        "fails, naming the provider, the call and why) or `builtin` (the built-in backend "
+        "makes the stage; the manifest and a `stage.fallback` event say so). Unset: the "
+        "server's `AIPROD_PROVIDER_FALLBACK`, by default `fail`.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _auto_mood(cls, data: Any) -> Any:
@@ -263,9 +271,9 @@ class ProductionRequest(_Strict):
             raise ValueError("must not be blank")
         return v
 
-    @field_validator("backends")
+    @field_validator("backends", "fallback")
     @classmethod
-    def _stages(cls, v: dict[str, str]) -> dict[str, str]:
+    def _stages(cls, v: dict[str, Any]) -> dict[str, Any]:
         unknown = set(v) - set(STAGES)
         if unknown:
             raise ValueError(f"unknown stage(s) {sorted(unknown)}; stages are {list(STAGES)}")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast, overload
 
-from aiprod.production import backends, provenance
+from aiprod.production import backends, provenance, providers
 from aiprod.production.cache import StageCache
 from aiprod.production.cost import (
     CostEstimate,
@@ -45,6 +45,8 @@ from aiprod.production.models import (
     Storyboard,
     SubtitleCue,
 )
+from aiprod.production.providers.client import ProviderError
+from aiprod.production.providers.metering import Meter, open_meter
 from aiprod.production.stages import montage, music, narrate, plan, qa, visuals
 from aiprod.production.stages.context import (
     Cancelled,
@@ -150,12 +152,15 @@ class Pipeline:
             cache = StageCache(self.settings.stage_cache_dir, self.settings.cache_ttl_hours)
         self.prices = PriceTable.default(self.settings.compute_price_per_hour, self.settings.prices)
         for stage, name in request.backends.items():
-            backends.check(stage, name)
+            backends.check(stage, name, self.settings)
         self.fast_track = is_fast_track(request)
         if self.fast_track:
             request = fast_track(request)
         self.estimate = fit_budget(request, self.prices)
+        self.meter = Meter(self.prices, request.budget)
+        self._reserve()
         self.timings: dict[str, dict[str, float]] = {}
+        self.fallbacks: dict[str, dict[str, str]] = {}  # stage: what failed, what made it
         self.ctx = StageContext(
             request=request,
             outdir=outdir,
@@ -170,6 +175,42 @@ class Pipeline:
     @property
     def work(self) -> Path:
         return self.ctx.work
+
+    def _reserve(self) -> None:
+        """Set aside the built-in stages' estimated cost: paid calls get what is left."""
+        self.meter.reserved = round(
+            sum(s.cost for s in self.estimate.stages if s.backend not in backends.PROVIDERS), 8
+        )
+
+    def fallback_policy(self, stage: str) -> str:
+        """``fail`` or ``builtin``: the request's choice, else the operator's."""
+        return (
+            self.request.fallback.get(stage)
+            or self.settings.provider_fallback.get(stage)  # type: ignore[call-overload]
+            or "fail"
+        )
+
+    def _fall_back(self, stage: str, exc: ProviderError) -> bool:
+        """After a provider failed at `stage`: switch the stage to its built-in
+        backend when the policy allows (recorded for the manifest and reported as
+        a ``fallback`` progress event).  False: the failure stands."""
+        chosen = self.request.backends.get(stage)
+        if chosen not in backends.PROVIDERS or self.fallback_policy(stage) != "builtin":
+            return False
+        builtin = backends.DEFAULTS[stage]
+        self.request = self.request.model_copy(
+            update={"backends": {**self.request.backends, stage: builtin}}
+        )
+        detail = {
+            "stage": stage,
+            "provider": exc.provider,
+            "backend": builtin,
+            "call": exc.call,
+            "reason": exc.reason,
+        }
+        self.fallbacks[stage] = detail
+        self.ctx.emit(stage, "fallback", 0.0, detail=detail)
+        return True
 
     @staticmethod
     def _stage_weights(est: CostEstimate) -> dict[str, float]:
@@ -233,7 +274,15 @@ class Pipeline:
     ) -> ProductionResult | None:
         """Run the stages not yet done (see ``work/state.json``), loading the
         outputs of those that are.  Returns None when stopped after `stop_after`
-        (the review gate).  Raises QAFailed (after writing the report), Cancelled."""
+        (the review gate).  Raises QAFailed (after writing the report), Cancelled,
+        ProviderError (a remote service failed and the stage may not fall back),
+        BudgetExceeded (a paid call would pass the budget)."""
+        with open_meter(self.meter), providers.use_settings(self.settings):
+            return self._run(storyboard, stop_after)
+
+    def _run(
+        self, storyboard: Storyboard | None, stop_after: str | None
+    ) -> ProductionResult | None:
         ctx = self.ctx
         done = set(self.done_stages())
         timings: dict[str, float] = {}
@@ -244,7 +293,15 @@ class Pipeline:
                 ctx.skip(stage)
                 return load()
             t0, c0 = time.monotonic(), time.process_time()
-            value = fn()
+            self.meter.stage = stage
+            try:
+                value = fn()
+            except ProviderError as exc:
+                if not self._fall_back(stage, exc):
+                    raise
+                value = fn()
+                ctx.made_by[stage]["fallback_from"] = exc.provider
+                ctx.made_by[stage]["fallback_reason"] = f"{exc.call}: {exc.reason}"
             timings[stage] = round(time.monotonic() - t0, 3)
             cpu[stage] = round(time.process_time() - c0, 3)
             return value
@@ -258,6 +315,7 @@ class Pipeline:
         sb = step("plan", lambda: self.plan(storyboard), load_plan)
         self.estimate = fit_budget(self.request, self.prices, sb, self.spec)
         self.spec = self.estimate.spec
+        self._reserve()
         if stop_after == "plan":
             return None
         sb, narrations = step("narrate", lambda: self.narrate(sb), lambda: narrate.load(ctx))
@@ -284,7 +342,13 @@ class Pipeline:
         else:
             report = step("qa", lambda: self.qa(sb, narrations, cues), lambda: None)
             provenance.write_cost(
-                ctx, self.estimate, self.prices, wall=timings, cpu=cpu, fast_track=self.fast_track
+                ctx,
+                self.estimate,
+                self.prices,
+                wall=timings,
+                cpu=cpu,
+                fast_track=self.fast_track,
+                charges=self.meter.charges,
             )
             self.write_manifest(sb, report)
             ctx.finish("qa", units=1, cached=0)

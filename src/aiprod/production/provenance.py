@@ -11,12 +11,15 @@ filled; kept apart from the stages because they describe the run as a whole.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from aiprod import __version__
+from aiprod.production import backends
 from aiprod.production.cache import file_digest
 from aiprod.production.cost import CostEstimate, PriceTable
 from aiprod.production.models import ProductionRequest, QAReport, Storyboard, UserMedia
+from aiprod.production.providers.metering import Charge
 from aiprod.production.stages.context import StageContext, write_json
 
 STAGE_OF: dict[str, str] = {
@@ -42,18 +45,32 @@ def write_cost(
     wall: dict[str, float],
     cpu: dict[str, float],
     fast_track: bool,
+    charges: Sequence[Charge] = (),
 ) -> None:
-    """Write cost.json: the estimate, and per stage the seconds spent and their cost
-    (stages priced per CPU second are charged what they used; others as estimated)."""
+    """Write cost.json: the estimate, and per stage the seconds spent and their cost.
+
+    A stage made by a built-in backend is charged the CPU seconds it used; one
+    made by a provider, the charges its calls recorded (the units the service
+    reported, at the price table's unit price), listed call by call under
+    ``charges``.  A unit served from the stage cache was not paid again and
+    has no charge."""
+    paid: dict[str, float] = {}
+    for c in charges:
+        paid[c.stage] = paid.get(c.stage, 0.0) + c.cost
     actual: list[dict[str, Any]] = []
     for s in estimate.stages:
-        spent = cpu.get(s.stage, 0.0) * prices.unit_price(s.backend, "cpu_second")
+        made_by = ctx.made_by.get(s.stage, {}).get("backend", s.backend)
+        if s.stage in paid or made_by in backends.PROVIDERS:
+            spent = paid.get(s.stage, 0.0)
+        else:
+            spent = cpu.get(s.stage, 0.0) * prices.unit_price(made_by, "cpu_second")
         actual.append(
             {
                 "stage": s.stage,
+                "backend": made_by,
                 "wall_seconds": wall.get(s.stage, 0.0),
                 "cpu_seconds": cpu.get(s.stage, 0.0),
-                "cost": round(spent if s.unit == "cpu_second" else s.cost, 8),
+                "cost": round(spent, 8),
                 "cache": ctx.stats.get(s.stage, {}),
             }
         )
@@ -63,6 +80,7 @@ def write_cost(
             "estimate": estimate.model_dump(mode="json"),
             "actual": actual,
             "actual_total": round(sum(a["cost"] for a in actual), 8),
+            "charges": [c.as_json() for c in charges],
             "budget": ctx.request.budget,
             "fast_track": fast_track,
         },

@@ -27,7 +27,7 @@ from aiprod.production.cache import StageCache, cache_key
 from aiprod.production.media.memory import release_memory
 from aiprod.production.models import ProductionRequest, RenderSpec
 
-Status = Literal["started", "progress", "completed"]
+Status = Literal["started", "progress", "completed", "fallback"]
 
 
 class Cancelled(Exception):
@@ -43,6 +43,9 @@ class ProgressEvent:
     eta: float | None  # seconds left, None until it can be told
     cached: int = 0  # units of this stage served from the cache (on completion)
     units: int = 0  # units of this stage (on completion)
+    detail: dict[str, str] = field(
+        default_factory=dict
+    )  # fallback: provider, backend, call, reason
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -101,7 +104,14 @@ class StageContext:
     # ---------------------------------------------------------------- progress
 
     def emit(
-        self, stage: str, status: Status, fraction: float, *, cached: int = 0, units: int = 0
+        self,
+        stage: str,
+        status: Status,
+        fraction: float,
+        *,
+        cached: int = 0,
+        units: int = 0,
+        detail: dict[str, str] | None = None,
     ) -> None:
         """Report progress of `stage`; raise Cancelled if the caller asked to stop."""
         if self.should_cancel():
@@ -113,7 +123,7 @@ class StageContext:
         elapsed = time.monotonic() - self.started
         eta = elapsed / overall * (1 - overall) if overall > 0.02 else None
         self.on_progress(
-            ProgressEvent(stage, status, fraction, overall, eta, cached=cached, units=units)
+            ProgressEvent(stage, status, fraction, overall, eta, cached, units, dict(detail or {}))
         )
 
     def skip(self, stage: str) -> None:
