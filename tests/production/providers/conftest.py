@@ -40,7 +40,7 @@ def provider_settings(tmp_path: Path) -> Iterator[Callable[..., Settings]]:
     entered: list[Any] = []
 
     def make(**services: str | ProviderConfig) -> Settings:
-        configs: dict[str, ProviderConfig] = {}
+        configs: dict[str, Any] = {}
         for name, value in services.items():
             configs[name] = (
                 value

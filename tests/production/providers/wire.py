@@ -101,8 +101,7 @@ class LocalService:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def route(self, method: str, path: str, handler: Handler | list[Reply]) -> None:
         """Answer `method path` by `handler`, or by the replies of a list in turn
