@@ -35,6 +35,17 @@ def _parse_media(values: list[str]) -> list[dict[str, Any]]:
     return media
 
 
+def _parse_stages(option: str, values: list[str]) -> dict[str, str]:
+    """``STAGE=VALUE`` pairs, e.g. ``--backend plan=openai-chat``."""
+    out: dict[str, str] = {}
+    for v in values:
+        stage, sep, value = v.partition("=")
+        if not sep or stage not in STAGES or not value:
+            raise fail(f"{option} takes STAGE=NAME with a stage of {', '.join(STAGES)}, got {v!r}")
+        out[stage] = value
+    return out
+
+
 def make(
     prompt: Annotated[str | None, typer.Argument(help="What the video is about.")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("out"),
@@ -76,6 +87,18 @@ def make(
     estimate_only: Annotated[
         bool, typer.Option("--estimate", help="Print the cost estimate and stop.")
     ] = False,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backend",
+            help="STAGE=NAME, repeatable: e.g. plan=openai-chat, narrate=elevenlabs, "
+            "visuals=pexels (see docs/providers.md).",
+        ),
+    ] = None,
+    fallback: Annotated[
+        list[str] | None,
+        typer.Option("--fallback", help="STAGE=builtin|fail: what a failed provider leads to."),
+    ] = None,
 ) -> None:
     """Make a narrated video from a prompt or a script."""
     from aiprod.production.cost import BudgetExceeded
@@ -115,6 +138,8 @@ def make(
         "budget": budget,
         "seed": seed,
         "media": _parse_media(media or []),
+        "backends": _parse_stages("--backend", backend or []),
+        "fallback": _parse_stages("--fallback", fallback or []),
     }
     try:
         request = ProductionRequest.model_validate(raw)
@@ -122,6 +147,7 @@ def make(
         raise fail(validation_message(exc)) from None
 
     from aiprod.production.pipeline import Cancelled, Pipeline, QAFailed
+    from aiprod.production.providers.client import ProviderError
 
     try:
         pipeline = Pipeline(request, output)
@@ -142,6 +168,13 @@ def make(
         tasks: dict[str, TaskID] = {s: bar.add_task(s, total=1.0, note="", eta="–") for s in STAGES}
 
         def on_progress(ev: Any) -> None:
+            if ev.status == "fallback":
+                d = ev.detail
+                bar.console.print(
+                    f"[yellow]fallback:[/] {d['provider']} {d['call']} failed ({d['reason']}); "
+                    f"{ev.stage} made by {d['backend']}"
+                )
+                return
             eta = f"{ev.eta:.0f}s" if ev.eta is not None else "–"
             note = f"{ev.cached}/{ev.units} cached" if ev.status == "completed" and ev.units else ""
             for t in tasks.values():
@@ -158,7 +191,7 @@ def make(
             raise fail(f"{exc} (report: {output / 'qa.json'})", 1) from None
         except Cancelled:
             raise fail("cancelled", 130) from None
-        except ValueError as exc:
+        except (ValueError, ProviderError) as exc:
             raise fail(str(exc)) from None
     console.print(
         f"[bold green]done:[/] {result.video}  ({result.storyboard.duration:.1f}s, "
