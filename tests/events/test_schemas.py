@@ -43,6 +43,8 @@ async def _every_event_type(service: JobService, owner: uuid.UUID) -> list[uuid.
     a, _ = await service.create(owner, make_request(), None)
     await service.claim(WORKER)
     await play_stages(service, str(a.id), steps=1, stages=("plan",))
+    fallback = {"provider": "pexels", "backend": "motion", "call": "search", "reason": "HTTP 503"}
+    await service.stage_event(a.id, WORKER, "stage.fallback", "visuals", 40, None, fallback)
     await service.fail(a.id, WORKER, "narrate", "tts", "boom", transient=True)  # retry_scheduled
     b, _ = await service.create(owner, review_request(title="b"), None)
     async with service.db.transaction() as s:  # make b the next claim
