@@ -10,6 +10,7 @@ filled; kept apart from the stages because they describe the run as a whole.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,12 +20,15 @@ from aiprod.production import backends
 from aiprod.production.cache import file_digest
 from aiprod.production.cost import CostEstimate, PriceTable
 from aiprod.production.models import ProductionRequest, QAReport, Storyboard, UserMedia
+from aiprod.production.providers.client import redact
 from aiprod.production.providers.metering import Charge
 from aiprod.production.stages.context import StageContext, write_json
+from aiprod.production.stages.visuals import read_sources
 
 STAGE_OF: dict[str, str] = {
     "narration": "narrate",
     "clips": "visuals",
+    "credits.txt": "visuals",
     "music.wav": "music",
     "video.mp4": "montage",
     "poster.jpg": "montage",
@@ -88,7 +92,8 @@ def write_cost(
 
 
 def write_manifest(ctx: StageContext, storyboard: Storyboard, report: QAReport) -> None:
-    """List every file of the output with its hash and the backend that made it."""
+    """List every file of the output with its hash and the backend that made it,
+    the user's media, and the provider assets the scenes show (``sources``)."""
     outdir = ctx.outdir
     assets = []
     for path in sorted(outdir.rglob("*")):
@@ -116,6 +121,12 @@ def write_manifest(ctx: StageContext, storyboard: Storyboard, report: QAReport) 
         for s in storyboard.scenes
         if s.media is not None
     ]
+    # The provider assets the scenes show (stages/visuals.py): their authors,
+    # pages and licences.  Redacted once more: no key may reach a record.
+    sources = [
+        {"scene": index, **json.loads(redact(source.model_dump_json()))}
+        for index, source in read_sources(ctx, storyboard)
+    ]
     write_json(
         outdir / "manifest.json",
         {
@@ -128,6 +139,7 @@ def write_manifest(ctx: StageContext, storyboard: Storyboard, report: QAReport) 
             "qa_passed": report.passed,
             "assets": assets,
             "user_media": media,
+            "sources": sources,
         },
     )
 

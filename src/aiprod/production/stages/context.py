@@ -56,7 +56,7 @@ before the next stage starts: the job worker checkpoints them to storage."""
 STAGE_FILES: dict[str, list[str]] = {
     "plan": ["storyboard.json"],
     "narrate": ["storyboard.json", "work/narration.json", "work/narration/*"],
-    "visuals": ["work/clips/*.mp4"],
+    "visuals": ["work/clips/*.mp4", "work/clips/*.json", "credits.txt"],
     "music": ["work/music.wav"],
     "montage": ["video.mp4", "poster.jpg", "subtitles.srt", "subtitles.vtt", "thumbs/*"],
     "qa": ["qa.json", "cost.json", "manifest.json"],

@@ -21,6 +21,7 @@ from aiprod.production.backends.motion.text import TextLayer, fit_size
 from aiprod.production.media.text import (
     RGB,
     line_height,
+    missing_glyphs,
     render_text_sprite,
     sprite_padding,
     text_width,
@@ -72,14 +73,17 @@ def compose(
     icon: str | None,
     font_scale: float,
     duration: float,
+    credits: str = "",
 ) -> Composed:
-    """The scene's typography for `layout` on a frame of `size` (width, height)."""
+    """The scene's typography for `layout` on a frame of `size` (width, height);
+    an end card also shows `credits` (the stock assets' authors), small, at the
+    bottom of the safe area."""
     w, h = size
     tm = Timing.of(duration)
     c = _Canvas(w, h, ink, tm, font_scale)
     kind = layout.kind
     if kind in ("title", "end"):
-        return c.card(layout, title, icon)
+        return c.card(layout, title, icon, credits if kind == "end" else "")
     if kind == "numbered":
         c.numbered(layout.big, layout.heading)
     elif kind == "figure":
@@ -292,8 +296,24 @@ class _Canvas:
         )
         return self.done(scrims=[])
 
-    def card(self, layout: Layout, title: str, icon: str | None) -> Composed:
+    def card(self, layout: Layout, title: str, icon: str | None, credits: str = "") -> Composed:
         tm = self.tm
+        if credits:  # a small line at the bottom; the card centres above it
+            # Names come from a stock library: a letter no font draws is left out.
+            missing = missing_glyphs(credits)
+            credits = " ".join("".join(ch for ch in credits if ch not in missing).split())
+        if credits:
+            cs = max(self.min_size, round(self.short * 0.026))
+            cw = round(self.sw * 0.94)
+            lines = wrap_text(credits, cs, cw)[:2]
+            credits = " ".join(lines)
+            ch = len(lines) * line_height(cs)
+            sprite = render_text_sprite(credits, cs, self.ink.text, cw)
+            pad = sprite_padding(cs)
+            cx = (self.x0 + self.x1) // 2 - int(sprite.shape[1]) // 2
+            self.layer.add_sprite(sprite, cx, self.y1 - ch - pad, tm.start + 0.3, tm.fade_in)
+            self.y1 -= ch + round(ch * 0.5)
+            self.sh = self.y1 - self.y0
         title = " ".join(title.split())
         on_screen = layout.heading
         if layout.kind == "title":

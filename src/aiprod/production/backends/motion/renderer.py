@@ -158,7 +158,9 @@ class MotionRenderer:
         )
         size = (ctx.spec.width, ctx.spec.height)
         layout = choose_layout(scene)
-        return compose(layout, size, ink, ctx.title, icon, ctx.style.font_scale, scene.duration)
+        return compose(
+            layout, size, ink, ctx.title, icon, ctx.style.font_scale, scene.duration, ctx.credits
+        )
 
 
 def _frames(

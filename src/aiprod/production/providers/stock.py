@@ -1,0 +1,547 @@
+"""Stock photos and videos as the visuals backend: Pexels and Pixabay.
+
+For each content scene the renderer searches the library, picks one asset,
+fetches it through the guarded downloader and hands it to the motion renderer
+as if the user had supplied it (a video is trimmed or looped, a photo gets a
+Ken Burns move; the on-screen text is drawn over it as a lower third).  Title
+and end cards, and scenes that come with the user's own media, stay motion
+graphics.
+
+Searching: the scene's ``search_terms`` (written by the chat planner), else
+the keywords of its visual description, on-screen text and narration; a query
+without results (or with none that fits the frame) gives way to broader ones
+(fewer words) before the renderer settles for the narrowest query's best find
+or gives up (``ProviderError``, "no stock result").  Videos are searched first,
+in the video's orientation (landscape, portrait, square); photos only when no
+video fits.
+
+Choosing (`best`): an asset *fits* when its rendition covers the frame without
+upscaling and its shape is close to the frame's.  A fitting video at least as
+long as the scene is best, then a fitting photo, then a fitting video that
+must loop, then whatever needs the least upscaling; among equals the smaller
+download, the closer duration and the library's own relevance order decide.
+Each asset's rendition is the smallest that covers the frame (else its
+largest).  An asset an earlier scene of the production used is taken again
+only when nothing else was found.
+
+Credits: each stock scene writes its `AssetSource` (author, page, licence)
+beside the clip; the visuals stage turns them into credits (see
+``stages/visuals.py``).  Both libraries' licences allow use without
+attribution; the credits are given anyway.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from aiprod.production.backends.motion import MotionRenderer
+from aiprod.production.language import base_language, stop_words
+from aiprod.production.models import RenderSpec, Scene, UserMedia
+from aiprod.production.providers import (
+    ProviderClient,
+    ProviderError,
+    client_for,
+    current_settings,
+)
+from aiprod.production.providers.download import fetch
+from aiprod.production.stages.base import ProgressFn
+from aiprod.production.stages.visuals import AssetSource, SceneContext, VisualRenderer, source_path
+
+Kind = Literal["photo", "video"]
+Orientation = Literal["landscape", "portrait", "square"]
+
+PER_PAGE = 15
+"""Results asked for per search: enough to choose from and to avoid repeats."""
+MAX_QUERIES = 6
+"""Searches (each a video and maybe a photo request) before a scene gives up."""
+FITTING_TIER = 2
+"""Scores up to this tier (`score`) fit the frame; a poorer find lets broader searches try."""
+SIZE_TOLERANCE = 1.02
+"""Upscaling a rendition by up to 2 % still counts as covering the frame."""
+MAX_CROP = 0.45
+"""The share of a picture cover-fitting may cut away and still count as the frame's shape
+(a square picture in 16:9 loses 44 %; a portrait picture in 16:9 loses 68 %)."""
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
+VIDEO_TYPES = ("video/mp4",)
+_SUFFIX = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "video/mp4": ".mp4"}
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_SECRET_PARAM = re.compile(r"key|token|sig|secret|auth|password|credential", re.IGNORECASE)
+
+
+def public_url(url: str | None) -> str | None:
+    """`url` without any query parameter that could carry a credential (Pixabay
+    wants its key in the query of API calls: it must never reach a record)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    clean = [(k, v) for k, v in kept if not _SECRET_PARAM.search(k)]
+    if len(clean) == len(kept):
+        return url
+    return urlunsplit(parts._replace(query=urlencode(clean)))
+
+
+# ----------------------------------------------------------------- queries
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    localized: bool  # the scene's own words (its language), not the planner's English terms
+
+
+def keywords(scene: Scene, language: str, limit: int = 4) -> list[str]:
+    """Topic words of the scene (visual description, then on-screen text, then
+    narration) in order of appearance, without stop-words, digits or short words."""
+    stops = stop_words(language)
+    seen: dict[str, None] = {}
+    for text in (scene.visual, scene.on_screen_text, scene.narration):
+        for word in _WORD.findall(text.lower()):
+            if len(word) > 2 and not word.isdigit() and word not in stops and "_" not in word:
+                seen.setdefault(word)
+                if len(seen) >= limit:
+                    return list(seen)
+    return list(seen)
+
+
+def queries(scene: Scene, language: str) -> list[Query]:
+    """The searches for a scene, narrowest first: its search terms, then those
+    terms with fewer words (the head noun of an English phrase comes last), or,
+    without terms, its keywords three, two, then one at a time."""
+    out: list[Query] = []
+    terms = [" ".join(t.split()) for t in scene.search_terms if t.strip()]
+    if terms:
+        out += [Query(t, False) for t in terms]
+        for t in terms:
+            words = t.split()
+            out += [Query(" ".join(words[k:]), False) for k in range(1, len(words))]
+    else:
+        words = keywords(scene, language)
+        out += [Query(" ".join(words[:k]), True) for k in (3, 2, 1) if len(words) >= k]
+    unique = list({q.text.lower(): q for q in reversed(out)}.values())[::-1]
+    return unique[:MAX_QUERIES]
+
+
+def orientation(spec: RenderSpec) -> Orientation:
+    ratio = spec.width / spec.height
+    return "landscape" if ratio > 1.2 else "portrait" if ratio < 1 / 1.2 else "square"
+
+
+# ---------------------------------------------------------------- choosing
+
+
+@dataclass(frozen=True)
+class Rendition:
+    url: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One search result, with the rendition that would be fetched."""
+
+    kind: Kind
+    id: str
+    rendition: Rendition
+    duration: float | None  # videos
+    page_url: str | None
+    author: str | None
+    author_url: str | None
+    rank: int  # position in the library's answer (its relevance)
+
+
+def _cover_scale(r: Rendition, spec: RenderSpec) -> float:
+    """How much the rendition must be scaled to cover the frame (≤ 1: no upscaling)."""
+    return max(spec.width / r.width, spec.height / r.height)
+
+
+def _crop(r: Rendition, spec: RenderSpec) -> float:
+    """The share of the rendition that cover-fitting cuts away."""
+    a, b = r.width / r.height, spec.width / spec.height
+    return 1 - min(a, b) / max(a, b)
+
+
+def pick_rendition(renditions: list[Rendition], spec: RenderSpec) -> Rendition | None:
+    """The smallest rendition that covers the frame, else the largest."""
+    usable = [r for r in renditions if r.url and r.width > 0 and r.height > 0]
+    if not usable:
+        return None
+    covering = [r for r in usable if _cover_scale(r, spec) <= SIZE_TOLERANCE]
+    if covering:
+        return min(covering, key=lambda r: r.width * r.height)
+    return max(usable, key=lambda r: r.width * r.height)
+
+
+def score(c: Candidate, spec: RenderSpec, duration: float) -> tuple[float, ...]:
+    """Sort key of a candidate (lower is better); see the module's doc."""
+    scale = _cover_scale(c.rendition, spec)
+    fits = scale <= SIZE_TOLERANCE and _crop(c.rendition, spec) <= MAX_CROP
+    long_enough = c.duration is not None and c.duration >= duration
+    if c.kind == "video":
+        tier = (0 if long_enough else 2) if fits else (3 if long_enough else 5)
+        gap = abs((c.duration or 0.0) - duration)
+    else:
+        tier = 1 if fits else 4
+        gap = 0.0
+    # Bigger than needed costs download time; smaller costs sharpness.
+    size = round((1 / scale if scale <= SIZE_TOLERANCE else scale) * 4) / 4
+    return (tier, size, round(gap / 5), c.rank)
+
+
+def best(
+    candidates: list[Candidate], spec: RenderSpec, duration: float, used: frozenset[str]
+) -> Candidate | None:
+    """The best candidate an earlier scene has not used (None if every one was)."""
+    fresh = [c for c in candidates if f"{c.kind}:{c.id}" not in used]
+    return min(fresh, key=lambda c: score(c, spec, duration), default=None)
+
+
+@dataclass(frozen=True)
+class Pick:
+    candidate: Candidate
+    query: str
+
+
+# ---------------------------------------------------------------- renderer
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _items(body: Any, field: str, provider: str, call: str) -> list[Mapping[str, Any]]:
+    items = body.get(field) if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise ProviderError(provider, call, f"unexpected answer: no {field!r} list")
+    return [item for item in items if isinstance(item, dict)]
+
+
+class StockRenderer:
+    """What Pexels and Pixabay share: search, choose, fetch, render, credit."""
+
+    name = "stock"
+    version = "1"
+    label = "Stock"  # the library, as credits name it
+    licence = ""
+    licence_url = ""
+
+    def __init__(self) -> None:
+        self.motion = MotionRenderer()
+
+    # Implemented per library -------------------------------------------------
+
+    def client(self) -> ProviderClient:
+        raise NotImplementedError
+
+    def search(
+        self, client: ProviderClient, kind: Kind, query: Query, ctx: SceneContext
+    ) -> list[Candidate]:
+        raise NotImplementedError
+
+    # Shared ------------------------------------------------------------------
+
+    def writes_source(self, scene: Scene) -> bool:
+        """Stock is fetched for content scenes without the user's own media."""
+        return scene.kind == "content" and scene.media is None
+
+    def choose(self, scene: Scene, ctx: SceneContext) -> Pick:
+        """Search the library for the scene and pick its asset (no download)."""
+        client = self.client()
+        used = frozenset(
+            key.split(":", 1)[1] for key in ctx.used if key.startswith(self.name + ":")
+        )
+        tried = queries(scene, ctx.language)
+        if not tried:
+            raise ProviderError(self.name, "search", f"scene {scene.index} has no words to search")
+        duration = scene.duration
+        poor: list[Pick] = []  # found, but not fitting the frame: kept in case nothing does
+        repeats: list[Pick] = []  # found, but shown by an earlier scene already
+        for query in tried:
+            found = self.search(client, "video", query, ctx)
+            chosen = best(found, ctx.spec, duration, used)
+            if chosen is None or score(chosen, ctx.spec, duration)[0] > 0:
+                found += self.search(client, "photo", query, ctx)
+                chosen = best(found, ctx.spec, duration, used)
+            if chosen is not None and score(chosen, ctx.spec, duration)[0] <= FITTING_TIER:
+                return Pick(chosen, query.text)
+            if chosen is not None:
+                poor.append(Pick(chosen, query.text))
+            repeats += [Pick(c, query.text) for c in found]
+        # The narrowest search's best, however poor; else a repeat rather than nothing.
+        for picks in (poor, repeats):
+            if picks:
+                return min(picks, key=lambda p: score(p.candidate, ctx.spec, duration)[0])
+        words = ", ".join(repr(q.text) for q in tried)
+        raise ProviderError(self.name, "search", f"no stock result for {words}")
+
+    def source(self, pick: Pick) -> AssetSource:
+        c = pick.candidate
+        return AssetSource(
+            provider=self.name,
+            kind=c.kind,
+            id=c.id,
+            page_url=public_url(c.page_url),
+            media_url=public_url(c.rendition.url),
+            author=c.author,
+            author_url=public_url(c.author_url),
+            licence=self.licence,
+            licence_url=self.licence_url,
+            attribution_required=False,
+            credit=f"{c.author or 'unknown'} ({self.label})",
+            query=pick.query,
+        )
+
+    def render(self, scene: Scene, ctx: SceneContext, out: Path, progress: ProgressFn) -> None:
+        if not self.writes_source(scene):
+            self.motion.render(scene, ctx, out, progress)
+            return
+        pick = self.choose(scene, ctx)
+        c = pick.candidate
+        settings = current_settings()
+        folder = out.with_name(out.stem + ".asset")
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            download = folder / "download"
+            kind = fetch(
+                self.name,
+                c.rendition.url,
+                download,
+                allowed_types=VIDEO_TYPES if c.kind == "video" else IMAGE_TYPES,
+                max_bytes=settings.provider_download_max_bytes,
+                allow_private=settings.provider_allow_private_networks,
+            )
+            path = download.rename(folder / f"{c.kind}{_SUFFIX[kind]}")
+            media = UserMedia(scene=scene.index, file=path, license=self.licence)
+            try:
+                self.motion.render(scene.model_copy(update={"media": media}), ctx, out, progress)
+            except ValueError:
+                raise ProviderError(
+                    self.name, "download", f"the {c.kind} {c.id} it served cannot be read"
+                ) from None
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        source_path(out).write_text(self.source(pick).model_dump_json(indent=2), encoding="utf-8")
+
+
+class PexelsRenderer(StockRenderer):
+    """Pexels (https://www.pexels.com/api/documentation/): ``Authorization: <key>``."""
+
+    name = "pexels"
+    label = "Pexels"
+    licence = "Pexels License"
+    licence_url = "https://www.pexels.com/license/"
+    base_url = "https://api.pexels.com"
+
+    _LOCALES: Mapping[str, str] = {
+        "fr": "fr-FR", "es": "es-ES", "de": "de-DE", "it": "it-IT", "pt": "pt-BR",
+        "pl": "pl-PL", "ru": "ru-RU", "el": "el-GR",
+    }  # fmt: skip
+
+    def client(self) -> ProviderClient:
+        return client_for(self.name, self.base_url, auth_headers=lambda key: {"authorization": key})
+
+    def search(
+        self, client: ProviderClient, kind: Kind, query: Query, ctx: SceneContext
+    ) -> list[Candidate]:
+        params: dict[str, Any] = {
+            "query": query.text,
+            "orientation": orientation(ctx.spec),
+            "per_page": PER_PAGE,
+        }
+        locale = self._LOCALES.get(base_language(ctx.language))
+        if query.localized and locale:
+            params["locale"] = locale
+        if kind == "video":
+            short = min(ctx.spec.width, ctx.spec.height)
+            if short >= 1080:
+                params["size"] = "medium"  # Full HD at least
+            elif short >= 720:
+                params["size"] = "small"  # HD at least
+            call = "video search"
+            body = client.json(call, "GET", "videos/search", params=params)
+            return [
+                c
+                for rank, item in enumerate(_items(body, "videos", self.name, call))
+                if (c := self._video(item, rank, ctx.spec)) is not None
+            ]
+        call = "photo search"
+        body = client.json(call, "GET", "v1/search", params=params)
+        return [
+            c
+            for rank, item in enumerate(_items(body, "photos", self.name, call))
+            if (c := self._photo(item, rank, ctx.spec)) is not None
+        ]
+
+    def _video(self, item: Mapping[str, Any], rank: int, spec: RenderSpec) -> Candidate | None:
+        files = item.get("video_files")
+        renditions = [
+            Rendition(f["link"], _int(f.get("width")), _int(f.get("height")))
+            for f in (files if isinstance(files, list) else [])
+            if isinstance(f, dict)
+            and f.get("file_type") == "video/mp4"
+            and isinstance(f.get("link"), str)
+        ]
+        rendition = pick_rendition(renditions, spec)
+        if rendition is None or not _int(item.get("id")):
+            return None
+        raw_user = item.get("user")
+        user: Mapping[str, Any] = raw_user if isinstance(raw_user, dict) else {}
+        duration = item.get("duration")
+        return Candidate(
+            kind="video",
+            id=str(item["id"]),
+            rendition=rendition,
+            duration=float(duration) if isinstance(duration, int | float) else None,
+            page_url=_str(item.get("url")),
+            author=_str(user.get("name")),
+            author_url=_str(user.get("url")),
+            rank=rank,
+        )
+
+    def _photo(self, item: Mapping[str, Any], rank: int, spec: RenderSpec) -> Candidate | None:
+        width, height = _int(item.get("width")), _int(item.get("height"))
+        src = item.get("src")
+        if not (width and height and isinstance(src, dict) and _int(item.get("id"))):
+            return None
+        # Pexels' sizes: the original, and fitted into 1880x1300 (large2x) or
+        # 940x650 (large).
+        renditions = []
+        for field, box in (("original", None), ("large2x", (1880, 1300)), ("large", (940, 650))):
+            url = _str(src.get(field))
+            if url is None:
+                continue
+            scale = 1.0 if box is None else min(1.0, box[0] / width, box[1] / height)
+            renditions.append(Rendition(url, round(width * scale), round(height * scale)))
+        rendition = pick_rendition(renditions, spec)
+        if rendition is None:
+            return None
+        return Candidate(
+            kind="photo",
+            id=str(item["id"]),
+            rendition=rendition,
+            duration=None,
+            page_url=_str(item.get("url")),
+            author=_str(item.get("photographer")),
+            author_url=_str(item.get("photographer_url")),
+            rank=rank,
+        )
+
+
+class PixabayRenderer(StockRenderer):
+    """Pixabay (https://pixabay.com/api/docs/): the key in the query (``key=``)."""
+
+    name = "pixabay"
+    label = "Pixabay"
+    licence = "Pixabay Content License"
+    licence_url = "https://pixabay.com/service/license-summary/"
+    base_url = "https://pixabay.com/api"
+
+    _LANGS = frozenset({"cs", "da", "de", "en", "es", "fr", "id", "it", "hu", "nl", "no", "pl",
+                        "pt", "ro", "sk", "fi", "sv", "tr", "vi", "th", "bg", "ru", "el", "ja",
+                        "ko", "zh"})  # fmt: skip
+
+    def client(self) -> ProviderClient:
+        return client_for(self.name, self.base_url, auth_params=lambda key: {"key": key})
+
+    def search(
+        self, client: ProviderClient, kind: Kind, query: Query, ctx: SceneContext
+    ) -> list[Candidate]:
+        params: dict[str, Any] = {"q": query.text, "safesearch": "true", "per_page": PER_PAGE}
+        lang = base_language(ctx.language)
+        if query.localized and lang in self._LANGS and lang != "en":
+            params["lang"] = lang
+        if kind == "video":
+            call = "video search"
+            params["video_type"] = "film"
+            body = client.json(call, "GET", "videos/", params=params)
+            return [
+                c
+                for rank, item in enumerate(_items(body, "hits", self.name, call))
+                if (c := self._video(item, rank, ctx.spec)) is not None
+            ]
+        call = "photo search"
+        params["image_type"] = "photo"
+        shape = orientation(ctx.spec)
+        if shape != "square":
+            params["orientation"] = "horizontal" if shape == "landscape" else "vertical"
+        body = client.json(call, "GET", "", params=params)
+        return [
+            c
+            for rank, item in enumerate(_items(body, "hits", self.name, call))
+            if (c := self._photo(item, rank, ctx.spec)) is not None
+        ]
+
+    @staticmethod
+    def _author(item: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        user, user_id = _str(item.get("user")), _int(item.get("user_id"))
+        url = f"https://pixabay.com/users/{user}-{user_id}/" if user and user_id else None
+        return user, url
+
+    def _video(self, item: Mapping[str, Any], rank: int, spec: RenderSpec) -> Candidate | None:
+        videos = item.get("videos")
+        renditions = [
+            Rendition(v["url"], _int(v.get("width")), _int(v.get("height")))
+            for v in (videos.values() if isinstance(videos, dict) else [])
+            if isinstance(v, dict) and isinstance(v.get("url"), str)
+        ]
+        rendition = pick_rendition(renditions, spec)
+        if rendition is None or not _int(item.get("id")):
+            return None
+        author, author_url = self._author(item)
+        duration = item.get("duration")
+        return Candidate(
+            kind="video",
+            id=str(item["id"]),
+            rendition=rendition,
+            duration=float(duration) if isinstance(duration, int | float) else None,
+            page_url=_str(item.get("pageURL")),
+            author=author,
+            author_url=author_url,
+            rank=rank,
+        )
+
+    def _photo(self, item: Mapping[str, Any], rank: int, spec: RenderSpec) -> Candidate | None:
+        width, height = _int(item.get("imageWidth")), _int(item.get("imageHeight"))
+        if not (width and height and _int(item.get("id"))):
+            return None
+        # largeImageURL is at most 1280 px on its long side; accounts with full
+        # API access also get fullHDURL (1920) and imageURL (the original).
+        renditions = []
+        for field, longest in (("imageURL", None), ("fullHDURL", 1920), ("largeImageURL", 1280)):
+            url = _str(item.get(field))
+            if url is None:
+                continue
+            scale = 1.0 if longest is None else min(1.0, longest / max(width, height))
+            renditions.append(Rendition(url, round(width * scale), round(height * scale)))
+        rendition = pick_rendition(renditions, spec)
+        if rendition is None:
+            return None
+        author, author_url = self._author(item)
+        return Candidate(
+            kind="photo",
+            id=str(item["id"]),
+            rendition=rendition,
+            duration=None,
+            page_url=_str(item.get("pageURL")),
+            author=author,
+            author_url=author_url,
+            rank=rank,
+        )
+
+
+if TYPE_CHECKING:  # both must satisfy the stage's protocol (checked by mypy)
+    _pexels: VisualRenderer = PexelsRenderer()
+    _pixabay: VisualRenderer = PixabayRenderer()
