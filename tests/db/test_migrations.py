@@ -26,7 +26,7 @@ import aiprod.identity.models
 import aiprod.jobs.models  # noqa: F401  (register the tables on Base.metadata)
 from aiprod.cli import app
 from aiprod.db import migrate
-from aiprod.db.base import Base
+from aiprod.db.base import Base, declared
 from aiprod.db.engine import Database, make_engine
 from aiprod.identity import passwords
 from aiprod.identity.models import User
@@ -54,7 +54,9 @@ def _schema(url: str) -> tuple[set[str], list[Any], frozenset[str] | None]:
     """(tables, differences from the models, current heads; None: unversioned)."""
 
     def read(conn: Connection) -> tuple[set[str], list[Any], frozenset[str] | None]:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": declared}
+        )
         tables = set(inspect(conn).get_table_names())
         diffs = compare_metadata(ctx, Base.metadata) if tables >= TABLES else []
         heads = frozenset(ctx.get_current_heads())

@@ -53,3 +53,25 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONType: Any = JSON().with_variant(JSONB(), "postgresql")
+
+
+# Schema objects that migrations create but no model can declare: the
+# full-text index of jobs (aiprod.search.fulltext) is an FTS5 virtual table with
+# its shadow and content tables on SQLite, and a tsvector column with a GIN
+# index on PostgreSQL.  Alembic's comparison of models and database skips them.
+UNDECLARED_TABLE_PREFIX = "jobs_fts"
+UNDECLARED_COLUMNS = frozenset({("jobs", "fts")})
+UNDECLARED_INDEXES = frozenset({"ix_jobs_fts"})
+
+
+def declared(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Alembic's ``include_object``: False for the objects listed above."""
+    if not reflected or compare_to is not None or name is None:
+        return True
+    if type_ == "table":
+        return not name.startswith(UNDECLARED_TABLE_PREFIX)
+    if type_ == "column":
+        return (obj.table.name, name) not in UNDECLARED_COLUMNS
+    if type_ == "index":
+        return name not in UNDECLARED_INDEXES
+    return True

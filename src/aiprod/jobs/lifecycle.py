@@ -21,7 +21,10 @@ from aiprod.errors import NotFound
 from aiprod.jobs import state
 from aiprod.jobs.models import Job, JobEvent
 from aiprod.production.cost import PriceTable
+from aiprod.search import sync as search_sync
 from aiprod.settings import Settings
+
+assert search_sync.installed()  # every job write keeps its search columns and index in step
 
 EventHook = Callable[[AsyncSession, Job, JobEvent], Awaitable[None]]
 """Called for every new event inside its transaction (after the row is flushed).

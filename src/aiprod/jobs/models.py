@@ -27,12 +27,44 @@ SEQ_MAX = 2**31 - 1
 client naming a larger one is refused as invalid input, not failed in a query."""
 
 
+# Listings sort on these columns, each broken by id (keyset paging): one index
+# per sort for a user's own productions (owner first) and one for an admin's
+# view of everyone's.
+SORT_COLUMNS = ("created_at", "updated_at", "completed_at", "cost", "duration")
+# Filters on a column with few values read it with the default order (newest
+# first) from one index.
+FILTER_COLUMNS = (
+    "status",
+    "stage",
+    "preset",
+    "aspect",
+    "resolution",
+    "language",
+    "voice",
+    "fast_track",
+    "review",
+)
+
+
+def _short(column: str) -> str:
+    return column.removesuffix("_at")
+
+
 class Job(Base):
+    """A production.  `cost` … `voice` copy what searches filter on out of the
+    request, estimate and storyboard documents (aiprod.search.columns derives
+    them on every write); the full-text index lives beside the row
+    (aiprod.search.fulltext)."""
+
     __tablename__ = "jobs"
     __table_args__ = (
         UniqueConstraint("owner_id", "idempotency_key", name="uq_jobs_owner_idempotency"),
         Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),
         Index("ix_jobs_claim", "status", "next_attempt_at"),
+        *(Index(f"ix_jobs_owner_{_short(c)}", "owner_id", c, "id") for c in SORT_COLUMNS[1:]),
+        Index("ix_jobs_owner_status", "owner_id", "status", "created_at", "id"),
+        *(Index(f"ix_jobs_{_short(c)}", c, "id") for c in SORT_COLUMNS),
+        *(Index(f"ix_jobs_{c}_created", c, "created_at", "id") for c in FILTER_COLUMNS),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -63,6 +95,13 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cost: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    duration: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    preset: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    aspect: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    resolution: Mapped[str] = mapped_column(String(8), default="", server_default="")
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
+    voice: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class JobEvent(Base):

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 import aiprod.events.models
 import aiprod.identity.models
 import aiprod.jobs.models  # noqa: F401  (register tables)
-from aiprod.db.base import Base
+from aiprod.db.base import Base, declared
 from aiprod.db.engine import make_engine
 
 config = context.config
@@ -24,6 +24,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=declared,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,235 @@
+"""The full-text indexes of productions, and matching a query against them.
+
+PostgreSQL: ``jobs.fts``, a ``tsvector`` with a GIN index.  It holds the title
+(weight A) and the body read by the production's text-search configuration
+(``english``, ``french``, … ``simple``), plus one lexeme naming that
+configuration (``~french``), so a single GIN scan can ask "an English
+production with 'run' or a French one with 'courir'".
+
+SQLite: an FTS5 table ``jobs_fts`` (columns lang, title, body; external
+content) over ``jobs_fts_rows``, which holds one row per job with the words
+already stemmed in Python (:mod:`aiprod.search.text`); triggers on
+``jobs_fts_rows`` keep the FTS5 index in step with it, and its foreign key
+deletes a job's row (and so its index entries) with the job.  The integer key
+of ``jobs_fts_rows`` is what FTS5 indexes: ``jobs`` has no integer key
+(SQLite may renumber a rowid table's implicit rowids on VACUUM).
+
+Both are written by :func:`index` in the transaction that writes the job
+(:mod:`aiprod.search.sync`).  Neither can be declared as a model: migration
+0007 creates them, and ``aiprod.db.base.outside_models`` keeps Alembic's
+comparison of models and database from reporting them.
+
+A query (``q=`` words, ``title:`` clauses) is a :class:`TextQuery`: groups
+that must all match, each a choice of word sets.  Each production is matched
+in its own language: the query's words are read (stemmed, stop words
+dropped) by every configuration, configurations that read it the same are
+grouped, and each group's reading is matched only against productions of
+those languages.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    cast,
+    column,
+    false,
+    literal,
+    literal_column,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.dialects.postgresql import TSQUERY
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiprod.search.text import ALL_CONFIGS, Document, stem
+
+FTS_TABLE = "jobs_fts"
+ROWS_TABLE = "jobs_fts_rows"
+PG_COLUMN = "fts"
+PG_INDEX = "ix_jobs_fts"
+MAX_WORDS = 32
+
+_rows = Table(
+    ROWS_TABLE,
+    MetaData(),  # not the models' metadata: created by migration 0007, SQLite only
+    Column("id", Integer, primary_key=True),
+    Column("job_id", Uuid, nullable=False, unique=True),
+    Column("lang", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+)
+_fts = table(FTS_TABLE, column("rowid"))
+
+
+# ------------------------------------------------------------------ writing
+
+
+def _pg_vector() -> str:
+    cfg = "CAST(:config AS regconfig)"
+    return (
+        f"setweight(to_tsvector({cfg}, :title), 'A') || to_tsvector({cfg}, :body) "
+        "|| array_to_tsvector(ARRAY[:lexeme])"
+    )
+
+
+PG_UPDATE = f"UPDATE jobs SET {PG_COLUMN} = {_pg_vector()} WHERE id = :id"  # noqa: S608
+SQLITE_UPSERT = (
+    f"INSERT INTO {ROWS_TABLE} (job_id, lang, title, body) "  # noqa: S608
+    "VALUES (:id, :config, :title, :body) ON CONFLICT (job_id) DO UPDATE SET "
+    "lang = excluded.lang, title = excluded.title, body = excluded.body"
+)
+
+
+def language_lexeme(config: str) -> str:
+    """The lexeme that names a production's configuration in its tsvector."""
+    return f"~{config}"
+
+
+def _params(dialect: str, job_id: uuid.UUID, doc: Document) -> dict[str, Any]:
+    if dialect == "sqlite":
+        title, body = doc.stemmed()
+        return {"id": job_id.hex, "config": doc.config, "title": title, "body": body}
+    return {
+        "id": job_id,
+        "config": doc.config,
+        "title": doc.title,
+        "body": doc.body,
+        "lexeme": language_lexeme(doc.config),
+    }
+
+
+def index(connection: Connection, job_id: uuid.UUID, doc: Document) -> None:
+    """Index (or index again) one job's text, on the caller's transaction."""
+    index_many(connection, [(job_id, doc)])
+
+
+def index_many(connection: Connection, docs: Sequence[tuple[uuid.UUID, Document]]) -> None:
+    """Index many jobs in one statement (the migration's backfill, the benchmark)."""
+    if not docs:
+        return
+    dialect = connection.dialect.name
+    sql = SQLITE_UPSERT if dialect == "sqlite" else PG_UPDATE
+    connection.execute(text(sql), [_params(dialect, job_id, doc) for job_id, doc in docs])
+
+
+# ------------------------------------------------------------------ queries
+
+
+@dataclass(frozen=True)
+class Words:
+    """All of these words (as typed), in the title only or anywhere."""
+
+    words: tuple[str, ...]
+    title_only: bool = False
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """Every group must match; a group matches when any of its word sets does."""
+
+    groups: tuple[tuple[Words, ...], ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.groups)
+
+    def __and__(self, other: TextQuery) -> TextQuery:
+        return TextQuery(self.groups + other.groups)
+
+    def word_count(self) -> int:
+        return sum(len(w.words) for group in self.groups for w in group)
+
+
+def _group(parts: Iterable[str | None], joiner: str) -> str | None:
+    kept = [p for p in parts if p]
+    if not kept:
+        return None
+    return kept[0] if len(kept) == 1 else "(" + joiner.join(kept) + ")"
+
+
+def _sqlite_reading(query: TextQuery, config: str) -> str | None:
+    """`query` as an FTS5 expression for productions read by `config` (None:
+    only stop words, which match nothing, as in PostgreSQL)."""
+
+    def words(w: Words) -> str | None:
+        stems = [s for s in (stem(config, word) for word in w.words) if s]
+        if not stems:
+            return None
+        columns = "{title}" if w.title_only else "{title body}"
+        return f"{columns} : (" + " AND ".join(f'"{s}"' for s in stems) + ")"
+
+    return _group((_group((words(w) for w in g), " OR ") for g in query.groups), " AND ")
+
+
+def _pg_input(query: TextQuery) -> str:
+    """`query` as to_tsquery input: each configuration normalises the words."""
+
+    def words(w: Words) -> str:
+        suffix = ":A" if w.title_only else ""
+        return "(" + " & ".join(f"{word}{suffix}" for word in w.words) + ")"
+
+    return " & ".join("(" + " | ".join(words(w) for w in g) + ")" for g in query.groups)
+
+
+def _by_reading(readings: dict[str, str | None]) -> dict[str, list[str]]:
+    """Configurations grouped by their reading of the query (empty readings dropped)."""
+    groups: dict[str, list[str]] = {}
+    for config, reading in readings.items():
+        if reading:
+            groups.setdefault(reading, []).append(config)
+    return groups
+
+
+def sqlite_match(query: TextQuery) -> str | None:
+    """The FTS5 MATCH expression for `query` (None: it can match nothing)."""
+    branches = []
+    readings = {c: _sqlite_reading(query, c) for c in ALL_CONFIGS}
+    for reading, configs in _by_reading(readings).items():
+        langs = " OR ".join(f'lang : "{c}"' for c in configs)
+        branches.append(f"(({langs}) AND {reading})")
+    return " OR ".join(branches) or None
+
+
+async def pg_tsquery(session: AsyncSession, query: TextQuery) -> str | None:
+    """The tsquery (as text) for `query`: one round trip has PostgreSQL read
+    the words in every configuration (None: it can match nothing)."""
+    source = _pg_input(query)
+    columns = ", ".join(
+        f"CAST(to_tsquery(CAST('{c}' AS regconfig), :q) AS text)" for c in ALL_CONFIGS
+    )
+    row = (await session.execute(text(f"SELECT {columns}"), {"q": source})).one()
+    branches = []
+    for reading, configs in _by_reading(dict(zip(ALL_CONFIGS, row, strict=True))).items():
+        langs = " | ".join(f"'{language_lexeme(c)}'" for c in configs)
+        branches.append(f"( ({langs}) & ({reading}) )")
+    return " | ".join(branches) or None
+
+
+async def condition(session: AsyncSession, query: TextQuery, job_id: Any) -> ColumnElement[bool]:
+    """A WHERE condition on jobs: the job (`job_id`, its id column) matches `query`."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        match = sqlite_match(query)
+        if match is None:
+            return false()
+        hits = select(_fts.c.rowid).where(literal_column(FTS_TABLE).op("MATCH")(match))
+        rows = select(_rows.c.job_id).where(_rows.c.id.in_(hits))
+        return job_id.in_(rows)  # type: ignore[no-any-return]
+    tsquery = await pg_tsquery(session, query)
+    if tsquery is None:
+        return false()
+    vector: ColumnElement[Any] = literal_column(f"jobs.{PG_COLUMN}")
+    return vector.op("@@")(cast(literal(tsquery), TSQUERY))

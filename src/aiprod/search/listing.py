@@ -1,0 +1,262 @@
+"""Listing productions: filter, full text, sort, keyset pages, and a stream.
+
+:class:`Search` is what a caller asks (whose productions, ``filter``, ``q``,
+``sort``); :func:`prepare` reads it, refusing what it cannot read (400
+``invalid_filter``) before the database is touched; :func:`page` answers one
+page and the cursor of the next; :func:`stream` yields every matching row in
+the same order, a batch at a time, for the bulk export.
+
+Pages are keyset pages on (sort column, id): a cursor names the last row
+shown, so rows written while a client pages never shift what it sees, and
+every page is an index range read, however deep.  ``completed`` is empty
+until a production completes: rows without it come after all the others in
+either direction, ordered by id (a second keyset range over the same index).
+The default sort (newest first) keeps the cursor format listings always had.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiprod.db.engine import Database
+from aiprod.db.paging import BadCursor, decode_cursor, encode_cursor
+from aiprod.jobs.models import Job
+from aiprod.search import fulltext
+from aiprod.search.fields import compile_filter
+from aiprod.search.filters import InvalidFilter, describe, parse
+from aiprod.search.fulltext import MAX_WORDS, TextQuery, Words
+
+_SORTS: dict[str, Any] = {
+    "created": Job.created_at,
+    "updated": Job.updated_at,
+    "completed": Job.completed_at,
+    "cost": Job.cost,
+    "duration": Job.duration,
+}
+SORTS = tuple(f"{sign}{name}" for name in _SORTS for sign in ("", "-"))
+DEFAULT_SORT = "-created"
+_NULLABLE = {"completed"}
+_WORD = re.compile(r"[^\W_]+")
+
+
+@dataclass(frozen=True)
+class Search:
+    """What a listing asks for.  `owner_id` None is an admin's view (every
+    owner; the ``owner`` field allowed); otherwise only that user's rows."""
+
+    owner_id: uuid.UUID | None
+    filter: str = ""
+    q: str = ""
+    sort: str = DEFAULT_SORT
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class Sort:
+    token: str
+    column: Any
+    descending: bool
+    nullable: bool
+
+    def order(self, phase_null: bool) -> list[Any]:
+        columns = [Job.id] if phase_null else [self.column, Job.id]
+        return [c.desc() if self.descending else c.asc() for c in columns]
+
+
+@dataclass(frozen=True)
+class Position:
+    """The last row shown: its sort value (None: in the rows without one) and id."""
+
+    value: Any
+    id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Prepared:
+    search: Search
+    sort: Sort
+    conditions: list[ColumnElement[bool]]
+    text: TextQuery = field(default_factory=lambda: TextQuery(()))
+
+
+def _sort(token: str) -> Sort:
+    name = token.removeprefix("-")
+    if token not in SORTS:
+        raise InvalidFilter("sort", 0, "one of " + ", ".join(SORTS), describe(token, 0))
+    return Sort(token, _SORTS[name], token.startswith("-"), name in _NULLABLE)
+
+
+def _query_words(q: str) -> TextQuery:
+    if not q.strip():
+        return TextQuery(())
+    found = list(_WORD.finditer(q.lower()))
+    if not found:
+        raise InvalidFilter("q", 0, "words (letters or digits)", describe(q, 0))
+    if len(found) > MAX_WORDS:
+        raise InvalidFilter("q", found[MAX_WORDS].start(), f"at most {MAX_WORDS} words", "more")
+    return TextQuery(((Words(tuple(m.group() for m in found)),),))
+
+
+def prepare(search: Search) -> Prepared:
+    """Read `search` (InvalidFilter, 400, for what cannot be read)."""
+    compiled = compile_filter(parse(search.filter), admin=search.owner_id is None)
+    conditions = list(compiled.conditions)
+    if search.owner_id is not None:
+        conditions.append(Job.owner_id == search.owner_id)
+    if search.status is not None:
+        conditions.append(Job.status == search.status)
+    text = compiled.text & _query_words(search.q)
+    if text.word_count() > MAX_WORDS:
+        raise InvalidFilter("q", 0, f"at most {MAX_WORDS} words with the title's", "more")
+    return Prepared(search, _sort(search.sort), conditions, text)
+
+
+# ------------------------------------------------------------------ cursors
+
+
+def encode(sort: Sort, row: Job) -> str:
+    value = getattr(row, sort.column.key)
+    if sort.token == DEFAULT_SORT:
+        return encode_cursor(value, row.id)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps([sort.token, value, str(row.id)], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode(sort: Sort, cursor: str | None) -> Position | None:
+    """The position a cursor of this sort names; BadCursor (422) otherwise."""
+    if cursor is None:
+        return None
+    if sort.token == DEFAULT_SORT:
+        decoded = decode_cursor(cursor)
+        return Position(*decoded) if decoded is not None else None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        token, value, key = json.loads(raw)
+        position = Position(_value(sort, value), uuid.UUID(key))
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, AttributeError) as exc:
+        raise BadCursor() from exc
+    if token != sort.token or (value is None and not sort.nullable):
+        raise BadCursor()
+    return position
+
+
+def _value(sort: Sort, value: Any) -> Any:
+    if value is None:
+        return None
+    if sort.column.key.endswith("_at"):
+        when = datetime.fromisoformat(value)
+        if when.tzinfo is None:
+            raise ValueError("naive")
+        return when
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("not a number")
+    return float(value)
+
+
+# ------------------------------------------------------------------ queries
+
+
+def _after(sort: Sort, position: Position) -> ColumnElement[bool]:
+    column = sort.column
+    if position.value is None:
+        beyond = Job.id < position.id if sort.descending else Job.id > position.id
+        return and_(column.is_(None), beyond)
+    if sort.descending:
+        return or_(column < position.value, and_(column == position.value, Job.id < position.id))
+    return or_(column > position.value, and_(column == position.value, Job.id > position.id))
+
+
+async def _conditions(s: AsyncSession, prepared: Prepared) -> list[ColumnElement[bool]]:
+    conditions = list(prepared.conditions)
+    if prepared.text:
+        conditions.append(await fulltext.condition(s, prepared.text, Job.id))
+    return conditions
+
+
+def queries(
+    prepared: Prepared,
+    conditions: Sequence[ColumnElement[bool]],
+    position: Position | None,
+    limit: int,
+) -> list[Select[Job]]:
+    """The statements that read the next `limit` rows after `position`, in
+    order: one keyset range, or for a nullable sort the rows with a value and
+    then those without."""
+    sort = prepared.sort
+    base = select(Job).where(*conditions)
+    in_nulls = position is not None and position.value is None
+    statements = []
+    if not in_nulls:
+        q = base.where(sort.column.is_not(None)) if sort.nullable else base
+        if position is not None:
+            q = q.where(_after(sort, position))
+        statements.append(q.order_by(*sort.order(False)).limit(limit))
+    if sort.nullable:
+        q = base.where(sort.column.is_(None))
+        if in_nulls and position is not None:
+            q = q.where(_after(sort, position))
+        statements.append(q.order_by(*sort.order(True)).limit(limit))
+    return statements
+
+
+async def _rows(
+    s: AsyncSession,
+    prepared: Prepared,
+    conditions: Sequence[ColumnElement[bool]],
+    position: Position | None,
+    limit: int,
+) -> list[Job]:
+    rows: list[Job] = []
+    for statement in queries(prepared, conditions, position, limit):
+        rows += (await s.execute(statement.limit(limit - len(rows)))).scalars()
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+async def page(
+    db: Database, prepared: Prepared, limit: int, cursor: str | None
+) -> tuple[list[Job], str | None]:
+    """One page of at most `limit` rows after `cursor`, and the next page's cursor."""
+    position = decode(prepared.sort, cursor)
+    async with db.session() as s:
+        conditions = await _conditions(s, prepared)
+        rows = await _rows(s, prepared, conditions, position, limit + 1)
+    shown = rows[:limit]
+    more = len(rows) > limit and shown
+    return shown, encode(prepared.sort, shown[-1]) if more else None
+
+
+async def stream(db: Database, search: Search, batch: int = 500) -> AsyncIterator[Job]:
+    """Every row `search` matches, in its sort order, `batch` rows per read.
+
+    For the bulk export: each batch is one short read (no transaction held
+    open while the caller writes), and the keyset carries on from the last
+    row, so memory stays one batch whatever the number of rows."""
+    prepared = prepare(search)
+    position: Position | None = None
+    async with db.session() as s:
+        conditions = await _conditions(s, prepared)
+    while True:
+        async with db.session() as s:
+            rows = await _rows(s, prepared, conditions, position, batch)
+            s.expunge_all()
+        for row in rows:
+            yield row
+        if len(rows) < batch:
+            return
+        last = rows[-1]
+        position = Position(getattr(last, prepared.sort.column.key), last.id)
