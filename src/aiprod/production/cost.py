@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from aiprod.errors import Invalid
 from aiprod.production import backends
+from aiprod.production.backends.planner import pacing
 from aiprod.production.models import (
     STAGES,
     ProductionRequest,
@@ -42,14 +43,13 @@ _NARRATE_S_PER_AUDIO_S = 0.04
 _MUSIC_S_PER_AUDIO_S = 0.033
 _QA_S_PER_VIDEO_S = 0.08
 _PLAN_S = 0.05
-# A chat planner's call: the instructions and schema it sends, and per scene
-# the JSON around the narration it gets back (measured on the openai-chat
-# planner's requests; tokens ≈ characters / 4).
-CHAT_PROMPT_TOKENS = 900
+# A chat planner's call: the instructions and the JSON schema it sends (about
+# 370 + 290 tokens, measured on the openai-chat planner's requests at
+# characters / 4), and per scene the JSON around the narration it gets back.
+CHAT_PROMPT_TOKENS = 650
 CHAT_TOKENS_PER_SCENE = 60
 CHAT_TOKENS_PER_WORD = 1.4
-CHARS_PER_WORD = 6.0  # English prose, the space and punctuation included
-SECONDS_PER_SCENE = 7.0  # a prompt's scenes before the planner has said
+CHARS_PER_WORD = 5.8  # English prose: 4.7 letters, the space and punctuation
 
 DEFAULT_PRICES: dict[str, dict[str, float]] = {
     # Remote backends: USD per unit, as published by the providers; override per
@@ -133,8 +133,8 @@ def _narration(request: ProductionRequest, storyboard: Storyboard | None) -> tup
     elif request.script is not None:
         text = request.script
     else:
-        # A prompt's narration is paced to the target: about rate × minutes words.
-        words = int(request.target_duration * request.voice.rate / 60 * 0.8)
+        # A prompt's narration is sized to the target as the planners size it.
+        words = pacing(request, request.voice.rate).words
         return round(words * CHARS_PER_WORD), words
     return len(text), len(_WORD.findall(text))
 
@@ -142,7 +142,7 @@ def _narration(request: ProductionRequest, storyboard: Storyboard | None) -> tup
 def _content_scenes(request: ProductionRequest, storyboard: Storyboard | None) -> int:
     if storyboard is not None:
         return sum(1 for s in storyboard.scenes if s.kind == "content")
-    return max(1, round(request.target_duration / SECONDS_PER_SCENE))
+    return pacing(request, request.voice.rate).scenes
 
 
 def estimate(

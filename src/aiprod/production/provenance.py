@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiprod import __version__
-from aiprod.production import backends
 from aiprod.production.cache import file_digest
 from aiprod.production.cost import CostEstimate, PriceTable
 from aiprod.production.models import ProductionRequest, QAReport, Storyboard, UserMedia
@@ -53,21 +52,20 @@ def write_cost(
 ) -> None:
     """Write cost.json: the estimate, and per stage the seconds spent and their cost.
 
-    A stage made by a built-in backend is charged the CPU seconds it used; one
-    made by a provider, the charges its calls recorded (the units the service
-    reported, at the price table's unit price), listed call by call under
-    ``charges``.  A unit served from the stage cache was not paid again and
-    has no charge."""
+    A stage priced per CPU second (built-in backends, and free services such
+    as stock search) is charged the CPU seconds it used; calls to paid services
+    are charged what the service reported using (tokens, characters, images) at
+    the price table's unit price, listed call by call under ``charges``.  A
+    unit served from the stage cache was not paid again and has no charge."""
     paid: dict[str, float] = {}
     for c in charges:
         paid[c.stage] = paid.get(c.stage, 0.0) + c.cost
     actual: list[dict[str, Any]] = []
     for s in estimate.stages:
         made_by = ctx.made_by.get(s.stage, {}).get("backend", s.backend)
-        if s.stage in paid or made_by in backends.PROVIDERS:
-            spent = paid.get(s.stage, 0.0)
-        else:
-            spent = cpu.get(s.stage, 0.0) * prices.unit_price(made_by, "cpu_second")
+        spent = paid.get(s.stage, 0.0)
+        if s.unit == "cpu_second":  # built-in, or a free service (stock search)
+            spent += cpu.get(s.stage, 0.0) * prices.unit_price(made_by, "cpu_second")
         actual.append(
             {
                 "stage": s.stage,

@@ -13,6 +13,7 @@ import hashlib
 import random
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiprod.production.language import shorten_title, thanks, title_case
 from aiprod.production.models import (
@@ -427,3 +428,35 @@ def _attach_media(scenes: Sequence[Scene], media: Sequence[UserMedia]) -> None:
                 f"{len(scenes)} scenes (0..{len(scenes) - 1})"
             )
         scenes[m.scene].media = m
+
+
+SPEECH_SHARE = 0.8
+"""Of a prompt's speaking time, the share narrated (the rest: breaths, pauses)."""
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How much narration the model is asked for."""
+
+    rate: float  # words per minute the voice really speaks
+    scenes: int  # content scenes asked for
+    max_scenes: int  # the preset's cap
+    words: int  # narration words in all
+    cards: bool  # title and end cards are added
+
+    @property
+    def words_per_scene(self) -> int:
+        return max(3, round(self.words / self.scenes))
+
+
+def pacing(request: ProductionRequest, rate: float) -> Pacing:
+    """Scenes and words a prompt's narration is sized to at `rate` words per
+    minute (the chat planner asks its model for this much; the cost estimate
+    counts it before the model has written a word)."""
+    target = request.target_duration
+    cards = target >= SCRIPT_CARDS_FROM
+    speaking = max(1.0, target - (2 * SCRIPT_CARD_SECONDS if cards else 0.0))
+    max_scenes = PRESETS[request.preset].max_scenes
+    scenes = min(max_scenes, max(1, round(speaking / TARGET_SCENE)))
+    words = max(scenes * 3, int(speaking * rate / 60.0 * SPEECH_SHARE))
+    return Pacing(rate=rate, scenes=scenes, max_scenes=max_scenes, words=words, cards=cards)

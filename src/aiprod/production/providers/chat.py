@@ -61,10 +61,8 @@ from aiprod.production.backends.planner import (
     _CAMERAS,
     _DIRECTIVE,
     MIN_SCENE,
-    SCRIPT_CARD_SECONDS,
-    SCRIPT_CARDS_FROM,
-    TARGET_SCENE,
     TITLE_MAX_CHARS,
+    Pacing,
     PlanningError,
     _attach_media,
     _fix_last_transition,
@@ -74,6 +72,7 @@ from aiprod.production.backends.planner import (
     _topic,
     _transition,
     _with_cards,
+    pacing,
     speech_seconds,
     split_script,
 )
@@ -83,13 +82,11 @@ from aiprod.production.models import (
     Storyboard,
 )
 from aiprod.production.moods import mood_for
-from aiprod.production.presets import PRESETS
 from aiprod.production.providers import client_for, config_of, metering
 from aiprod.production.providers.chat_answer import (
     VISUAL_CHARS,
     Draft,
     InvalidAnswer,
-    Pacing,
     answer_schema,
     clean_text,
     parse_answer,
@@ -109,7 +106,6 @@ UNIT = "1k_tokens"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
 MAX_ATTEMPTS = 3
-SPEECH_SHARE = 0.8
 """Of the speaking time, the share the narration is sized to fill (room for pauses)."""
 TEMPERATURE = 0.7
 CHARS_PER_TOKEN = 4.0
@@ -148,17 +144,6 @@ def voice_rate(request: ProductionRequest) -> float:
         except Exception as exc:  # any failure: the nominal rate is a fine estimate
             log.info("openai-chat: speaking rate not measured (%s); using voice.rate", exc)
     return float(request.voice.rate)
-
-
-def pacing(request: ProductionRequest, rate: float) -> Pacing:
-    """Scenes and words for `request` at `rate` words per minute."""
-    target = request.target_duration
-    cards = target >= SCRIPT_CARDS_FROM
-    speaking = max(1.0, target - (2 * SCRIPT_CARD_SECONDS if cards else 0.0))
-    max_scenes = PRESETS[request.preset].max_scenes
-    scenes = min(max_scenes, max(1, round(speaking / TARGET_SCENE)))
-    words = max(scenes * 3, int(speaking * rate / 60.0 * SPEECH_SHARE))
-    return Pacing(rate=rate, scenes=scenes, max_scenes=max_scenes, words=words, cards=cards)
 
 
 def auto_mood(request: ProductionRequest) -> bool:

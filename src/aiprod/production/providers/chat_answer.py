@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, cast
 
-from aiprod.production.backends.planner import TITLE_MAX_CHARS, speech_seconds
+from aiprod.production.backends.planner import TITLE_MAX_CHARS, Pacing, speech_seconds
 from aiprod.production.models import MUSIC_MOODS, MusicMood, ProductionRequest
 
 OVERRUN = 1.5
@@ -56,21 +56,6 @@ class Draft:
     title: str
     mood: MusicMood | None
     scenes: list[DraftScene]
-
-
-@dataclass(frozen=True)
-class Pacing:
-    """How much narration the model is asked for."""
-
-    rate: float  # words per minute the voice really speaks
-    scenes: int  # content scenes asked for
-    max_scenes: int  # the preset's cap
-    words: int  # narration words in all
-    cards: bool  # title and end cards are added
-
-    @property
-    def words_per_scene(self) -> int:
-        return max(3, round(self.words / self.scenes))
 
 
 # ------------------------------------------------------------------ cleaning
