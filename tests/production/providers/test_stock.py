@@ -21,11 +21,10 @@ from aiprod.production.models import QAReport, RenderSpec, Scene
 from aiprod.production.provenance import write_manifest
 from aiprod.production.providers import ProviderError, download, use_settings
 from aiprod.production.providers.stock import (
-    PexelsRenderer,
-    PixabayRenderer,
     public_url,
     queries,
 )
+from aiprod.production.providers.stock_services import PexelsRenderer, PixabayRenderer
 from aiprod.production.stages import visuals
 from aiprod.production.stages.visuals import AssetSource, credits_line, read_source
 from aiprod.provider_config import ProviderConfig

@@ -28,8 +28,8 @@ _REGISTRY: dict[str, dict[str, str]] = {
     },
     "visuals": {
         "motion": "aiprod.production.backends.motion:MotionRenderer",
-        "pexels": "aiprod.production.providers.stock:PexelsRenderer",
-        "pixabay": "aiprod.production.providers.stock:PixabayRenderer",
+        "pexels": "aiprod.production.providers.stock_services:PexelsRenderer",
+        "pixabay": "aiprod.production.providers.stock_services:PixabayRenderer",
         "openai-images": "aiprod.production.providers.images:ImageRenderer",
     },
     "music": {"synth": "aiprod.production.backends.synth:SynthComposer"},
