@@ -7,6 +7,7 @@ Pure-function tests of what the motion renderer chooses, and tiny renders
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -151,6 +152,26 @@ def test_user_media_gets_a_lower_third_and_headlines_alternate_sides(tmp_path: A
     assert choose_layout(scene(on_screen_text="Hello", media=media)).kind == "lower_third"
     sides = {choose_layout(scene(i, on_screen_text="Hello")).side for i in range(2)}
     assert sides == {"center", "left"}
+
+
+@pytest.mark.parametrize(
+    ("captions", "half"), [("bottom", "top"), ("top", "bottom"), (None, "bottom")]
+)
+def test_the_lower_third_keeps_clear_of_burned_in_subtitles(
+    tmp_path: Any, captions: Any, half: str
+) -> None:
+    """Subtitles at the bottom (the default) would cover a lower third drawn
+    there: it moves to the top of the safe area."""
+    media = UserMedia.model_validate({"scene": 1, "path": tmp_path / "p.png"})
+    sc = scene(on_screen_text="Keep a steady schedule", media=media)
+    c = replace(ctx(320, 180), captions=captions)
+    look = choose_look(sc, c.style)
+    box = (
+        MotionRenderer().compose(sc, c, by_luminance(palette_colors(look.palette)), None).layer.box
+    )
+    assert box is not None
+    middle_y = 180 / 2
+    assert (box[3] <= middle_y) if half == "top" else (box[1] >= middle_y), box
 
 
 # ------------------------------------------------------------------ safe areas

@@ -41,6 +41,9 @@ class SceneContext:
     language: str = "en"  # the storyboard's (stock searches pick keywords by it)
     used: frozenset[str] = frozenset()  # AssetSource.key of earlier scenes' assets
     credits: str = ""  # the end card's credits line (earlier scenes' assets)
+    captions: Literal["bottom", "top"] | None = "bottom"
+    """Where burned-in subtitles will sit (None: none are burned in): text drawn
+    over a picture (the lower third) keeps to the other edge."""
 
 
 class VisualRenderer(Backend, Protocol):
@@ -182,6 +185,8 @@ def run(ctx: StageContext, storyboard: Storyboard) -> list[Path]:
     n = len(storyboard.scenes)
     _forget_extra_sources(ctx, n)
     hits = 0
+    subs = ctx.request.subtitles
+    captions = subs.position if subs.enabled and subs.burn_in else None
     for i, scene in enumerate(storyboard.scenes):
         sourced = writes_source is not None and writes_source(scene)
         # The end card comes last: every other scene's asset is known by then.
@@ -195,6 +200,7 @@ def run(ctx: StageContext, storyboard: Storyboard) -> list[Path]:
             language=storyboard.language,
             used=frozenset(s.key for _, s in sources),
             credits=credits,
+            captions=captions,
         )
         clip = clip_path(ctx, i)
         sidecar = source_path(clip)
@@ -218,6 +224,8 @@ def run(ctx: StageContext, storyboard: Storyboard) -> list[Path]:
             inputs["language"] = storyboard.language
         if credits:
             inputs["credits"] = credits
+        if sourced or scene.media is not None:  # the lower third avoids the subtitles
+            inputs["captions"] = captions
         if not sourced:
             sidecar.unlink(missing_ok=True)
 

@@ -74,10 +74,13 @@ def compose(
     font_scale: float,
     duration: float,
     credits: str = "",
+    captions: str | None = "bottom",
 ) -> Composed:
     """The scene's typography for `layout` on a frame of `size` (width, height);
     an end card also shows `credits` (the stock assets' authors), small, at the
-    bottom of the safe area."""
+    bottom of the safe area.  A lower third keeps clear of the burned-in
+    subtitles (`captions`: their edge, or None): at the top when they are at
+    the bottom."""
     w, h = size
     tm = Timing.of(duration)
     c = _Canvas(w, h, ink, tm, font_scale)
@@ -93,7 +96,7 @@ def compose(
     elif kind == "comparison":
         return c.comparison(layout.heading, layout.other)
     elif kind == "lower_third":
-        return c.lower_third(layout.heading)
+        return c.lower_third(layout.heading, top=captions == "bottom")
     else:
         c.headline(layout.heading, icon, layout.side)
     return c.done()
@@ -270,7 +273,7 @@ class _Canvas:
         self.layer.add_sprite(badge, cx - d // 2, cy - d // 2, tm.start + 0.2, tm.fade_in)
         return self.done(scrims=boxes)
 
-    def lower_third(self, text: str) -> Composed:
+    def lower_third(self, text: str, top: bool = False) -> Composed:
         tm = self.tm
         if not text:
             return self.done()
@@ -282,7 +285,7 @@ class _Canvas:
         th = self.block_h(text, size, max_w)
         padx, pady, stripe = round(size * 0.6), round(size * 0.35), max(3, round(size * 0.15))
         bw, bh = tw + 2 * padx + stripe, th + 2 * pady
-        bx, by = self.x0, self.y1 - bh
+        bx, by = self.x0, (self.y0 if top else self.y1 - bh)
         self.layer.add_sprite(_bar(bw, bh, stripe, self.ink.accent), bx, by, tm.start, tm.fade_in)
         self.words(
             text,

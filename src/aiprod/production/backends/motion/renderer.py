@@ -159,7 +159,15 @@ class MotionRenderer:
         size = (ctx.spec.width, ctx.spec.height)
         layout = choose_layout(scene)
         return compose(
-            layout, size, ink, ctx.title, icon, ctx.style.font_scale, scene.duration, ctx.credits
+            layout,
+            size,
+            ink,
+            ctx.title,
+            icon,
+            ctx.style.font_scale,
+            scene.duration,
+            ctx.credits,
+            captions=ctx.captions,
         )
 
 
