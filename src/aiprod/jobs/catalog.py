@@ -89,10 +89,11 @@ async def cost_estimate(
     "/voices",
     summary="List narrator voices",
     response_model=VoiceList,
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 422, 503),
 )
 async def list_voices(
     user: JobsRead,
+    settings: SettingsDep,
     backend: NarratorBackend = None,
     language: Annotated[
         str | None,
@@ -105,9 +106,12 @@ async def list_voices(
     ] = None,
 ) -> VoiceList:
     """The voices `voice.name` may name (with a `+variant` of `variants`): what
-    submit, cost estimate, storyboard edits and re-renders accept."""
+    submit, cost estimate, storyboard edits and re-renders accept.  Without
+    `backend`, the default narrator's voices and then those of each remote
+    narrator configured on this server (their `engine` is the
+    `backends.narrate` that speaks them)."""
     try:
-        found = await voices.installed(backend)
+        found = await voices.listing(backend, settings)
     except backends.UnknownBackend as exc:
         raise Invalid.at(["query", "backend"], str(exc), "unknown_backend") from None
     items = [

@@ -50,7 +50,7 @@ async def production_request(
             backends.check(stage, name, settings)
         except backends.UnknownBackend as exc:
             raise Invalid.at(["body", "backends", stage], str(exc), exc.code) from None
-    await voices.check_request(request)
+    await voices.check_request(request, settings)
 
 
 async def storyboard(request: ProductionRequest, sb: Storyboard, prices: PriceTable) -> None:

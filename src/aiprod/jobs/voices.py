@@ -13,28 +13,36 @@ rules, so a French scene voice in an English production stays a choice).
 
 Listing voices loads the narrator (eSpeak: one initialisation per process),
 so catalogs are built off the event loop and kept for the process's life:
-installed voices do not change while it runs.
+installed voices do not change while it runs.  A remote narrator's voices
+(``elevenlabs``: the account's) are asked of its service, which the narrator
+keeps a few minutes; ``GET /v1/voices`` lists them beside the offline ones
+for each service configured here (`listing`), and leaves out a service whose
+list cannot be read rather than fail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiprod.errors import Invalid
+from aiprod.errors import Invalid, Unavailable
 from aiprod.production import backends
 from aiprod.production.models import ProductionRequest, Storyboard, Voice
 from aiprod.production.stages.narrate import VoiceInfo
+from aiprod.settings import Settings
 
 log = logging.getLogger("aiprod.jobs.voices")
 
 VOICES_URL = "/v1/voices"
+REMOTE_LIST_SECONDS = 10.0
+"""How long `listing` waits for a remote service's voices before leaving them out."""
 
 
 @dataclass(frozen=True)
@@ -79,11 +87,28 @@ def narrator_name(request: ProductionRequest) -> str:
     return request.backends.get("narrate") or backends.DEFAULTS["narrate"]
 
 
-def catalog(backend: str | None = None) -> VoiceCatalog:
+@contextlib.contextmanager
+def _provider_settings(settings: Settings | None) -> Iterator[None]:
+    """The providers read `settings` (the app's), when given, else the process's."""
+    if settings is None:
+        yield
+        return
+    from aiprod.production import providers
+
+    with providers.use_settings(settings):
+        yield
+
+
+def catalog(backend: str | None = None, settings: Settings | None = None) -> VoiceCatalog:
     """The catalog of narrator `backend` (default: the default narrator).
-    Raises backends.UnknownBackend for a name not registered.  Blocking."""
+    Raises backends.UnknownBackend for a name not registered (or, a remote
+    one, not configured in `settings`).  Blocking."""
     name = backend or backends.DEFAULTS["narrate"]
-    backends.check("narrate", name)
+    backends.check("narrate", name, settings)
+    if name in backends.PROVIDERS:  # the service's list, which its narrator keeps a while
+        with _provider_settings(settings):
+            narrator = backends.get("narrate", name)
+            return VoiceCatalog(backend=name, voices=tuple(narrator.voices()), variants=())
     with _lock:
         found = _catalogs.get(name)
         if found is None:
@@ -98,11 +123,64 @@ def catalog(backend: str | None = None) -> VoiceCatalog:
     return found
 
 
-async def installed(backend: str | None = None) -> VoiceCatalog:
-    """`catalog`, without blocking the event loop on the first listing."""
+async def installed(backend: str | None = None, settings: Settings | None = None) -> VoiceCatalog:
+    """`catalog`, without blocking the event loop on the first listing (nor
+    on a remote service)."""
     name = backend or backends.DEFAULTS["narrate"]
     found = _catalogs.get(name)
-    return found if found is not None else await asyncio.to_thread(catalog, name)
+    return found if found is not None else await asyncio.to_thread(catalog, name, settings)
+
+
+def remote_narrators(settings: Settings | None = None) -> list[str]:
+    """The remote narrator backends configured in `settings`."""
+    found = []
+    for name in backends.names("narrate"):
+        if name not in backends.PROVIDERS:
+            continue
+        try:
+            backends.check("narrate", name, settings)
+        except backends.UnknownBackend:
+            continue
+        found.append(name)
+    return found
+
+
+async def _remote(name: str, settings: Settings | None) -> VoiceCatalog | None:
+    """A remote narrator's catalog, or None (logged) when it cannot be read in time."""
+    try:
+        return await asyncio.wait_for(installed(name, settings), REMOTE_LIST_SECONDS)
+    except Exception as exc:
+        log.warning("voices of narrator %r could not be listed: %s", name, exc)
+        return None
+
+
+async def listing(backend: str | None = None, settings: Settings | None = None) -> VoiceCatalog:
+    """What ``GET /v1/voices`` shows: the catalog of `backend`; without one,
+    the default narrator's voices and, after them, those of every remote
+    narrator configured here (a voice's ``engine`` names the backend,
+    ``backends.narrate``, that speaks it).  A remote service whose list
+    cannot be read is left out, so the offline voices are always listed;
+    asked for by name, it answers 503 `voices_unavailable`."""
+    if backend is not None and backend in backends.PROVIDERS:
+        try:
+            return await asyncio.wait_for(installed(backend, settings), REMOTE_LIST_SECONDS)
+        except backends.UnknownBackend:
+            raise
+        except Exception as exc:
+            log.warning("voices of narrator %r could not be listed: %s", backend, exc)
+            raise Unavailable(
+                f"the {backend} narrator's voices cannot be listed now: {exc}",
+                "voices_unavailable",
+            ) from None
+    found = await installed(backend, settings)
+    if backend is not None:
+        return found
+    extra: list[VoiceInfo] = []
+    for name in remote_narrators(settings):
+        remote = await _remote(name, settings)
+        if remote is not None:
+            extra += remote.voices
+    return VoiceCatalog(found.backend, found.voices + tuple(extra), found.variants)
 
 
 PREVIEW_TEXT = {
@@ -153,20 +231,38 @@ def speaks(voice: VoiceInfo, language: str) -> bool:
     return voice.language.lower().split("-", 1)[0] == language.lower().split("-", 1)[0]
 
 
+async def _spoken_elsewhere(name: str, backend: str, settings: Settings | None) -> str:
+    """A hint for a voice `backend` lacks that a configured remote narrator has."""
+    for other in remote_narrators(settings):
+        if other == backend:
+            continue
+        remote = await _remote(other, settings)
+        if remote is not None and remote.knows(name):
+            return f"; it is a voice of the {other} narrator: choose it with backends.narrate"
+    return ""
+
+
 async def check(
     backend: str,
     voices: Iterable[tuple[list[str | int], Voice | None]],
     language: str | None = None,
+    settings: Settings | None = None,
 ) -> None:
     """Refuse (422 `unknown_voice`) the first voice, of (location, voice) pairs,
     that narrator `backend` does not list, and (422 `voice_language`) one that
     cannot read `language` (see `speaks`).  A narrator whose list cannot be read
-    (a remote service down) is not checked: the worker reports a bad voice."""
+    (a remote service down) is not checked: the worker reports a bad voice.
+    Remote narrators are looked up in `settings` (the app's; default: the process's)."""
     named = [(loc, v) for loc, v in voices if _named(v)]
     if not named:
         return
     try:
-        voices_here = await installed(backend)
+        listed = installed(backend, settings)
+        voices_here = await (
+            asyncio.wait_for(listed, REMOTE_LIST_SECONDS)
+            if backend in backends.PROVIDERS
+            else listed
+        )
     except backends.UnknownBackend:
         raise
     except Exception:
@@ -177,10 +273,11 @@ async def check(
     for loc, voice in named:
         assert voice is not None
         if not voices_here.knows(voice.name):
+            hint = await _spoken_elsewhere(voice.name, backend, settings)
             raise Invalid.at(
                 [*loc, "name"],
                 f"the {backend} narrator has no voice {voice.name!r}; "
-                f"GET {VOICES_URL} lists the voices and variants installed here",
+                f"GET {VOICES_URL} lists the voices and variants installed here{hint}",
                 "unknown_voice",
             )
         info = voices_here.find(voice.name)
@@ -193,17 +290,22 @@ async def check(
             )
 
 
-async def check_request(request: ProductionRequest) -> None:
+async def check_request(request: ProductionRequest, settings: Settings | None = None) -> None:
     """The voice of a submitted request, in the request's language."""
-    await check(narrator_name(request), [(["body", "voice"], request.voice)], request.language)
+    await check(
+        narrator_name(request), [(["body", "voice"], request.voice)], request.language, settings
+    )
 
 
-async def check_storyboard(request: ProductionRequest, storyboard: Storyboard) -> None:
+async def check_storyboard(
+    request: ProductionRequest, storyboard: Storyboard, settings: Settings | None = None
+) -> None:
     """The per-scene voices of an edited storyboard, in its language."""
     await check(
         narrator_name(request),
         [(["body", "scenes", s.index, "voice"], s.voice) for s in storyboard.scenes],
         storyboard.language,
+        settings,
     )
 
 
@@ -216,7 +318,9 @@ __all__ = [
     "check_request",
     "check_storyboard",
     "installed",
+    "listing",
     "narrator_name",
     "preview",
+    "remote_narrators",
     "speaks",
 ]
