@@ -198,7 +198,10 @@ class VoiceOut(BaseModel):
     gender: str = Field(description="`male`, `female`, or empty when the backend does not say.")
     description: str = ""
     engine: str = Field(
-        "", description="The engine that speaks it: `hibari` (neural) or `espeak` (eSpeak NG)."
+        "",
+        description="The engine that speaks it: `hibari` (neural) or `espeak` (eSpeak NG) "
+        "offline, or a configured service: `openai-speech`, `elevenlabs` (name it in the "
+        "request's `backends.narrate`).",
     )
     sample_rate: int = Field(0, description="Hz of the narration it writes; 0 when unknown.")
     licence: str = Field("", description="Licence of the voice's data (model, voice files).")
