@@ -50,6 +50,9 @@ class ProviderConfig(BaseModel):
         30.0, ge=0, le=600, description="Longest wait before a retry (a longer Retry-After fails)."
     )
     concurrency: int = Field(4, ge=1, le=64, description="Calls in flight per process.")
+    task_timeout_seconds: float = Field(
+        900.0, gt=0, le=7200, description="Task APIs (video generation): the longest wait for one."
+    )
     breaker_failures: int = Field(
         5, ge=1, le=100, description="Failed calls in a row that open the circuit breaker."
     )

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         default_factory=ProviderConfig,
         description="OpenAI-style POST /images/generations: the `openai-images` visuals.",
     )
+    replicate_video: ProviderConfig = Field(
+        default_factory=ProviderConfig,
+        description="Replicate-style prediction API for text-to-video models (model "
+        "`owner/name`): the `replicate-video` visuals.",
+    )
     provider_fallback: dict[
         Literal["plan", "narrate", "visuals", "music", "montage", "qa"], Literal["fail", "builtin"]
     ] = Field(

@@ -58,8 +58,7 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
     "openai-speech": {"1k_chars": 0.015},
     "elevenlabs": {"1k_chars": 0.18},
     "openai-images": {"image": 0.04},
-    "openai-video": {"second": 0.10},
-    "runway": {"second": 0.05},
+    "replicate-video": {"second": 0.05},
 }
 BUILTIN_UNIT = "cpu_second"
 

@@ -31,6 +31,7 @@ _REGISTRY: dict[str, dict[str, str]] = {
         "pexels": "aiprod.production.providers.stock_services:PexelsRenderer",
         "pixabay": "aiprod.production.providers.stock_services:PixabayRenderer",
         "openai-images": "aiprod.production.providers.images:ImageRenderer",
+        "replicate-video": "aiprod.production.providers.video:VideoTaskRenderer",
     },
     "music": {"synth": "aiprod.production.backends.synth:SynthComposer"},
     "montage": {"pyav": "aiprod.production.backends.pyav_montage:PyAVMontage"},

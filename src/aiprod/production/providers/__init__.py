@@ -13,6 +13,7 @@ narrate     elevenlabs       ElevenLabs text-to-speech with timestamps
 visuals     pexels           Pexels photo/video search
 visuals     pixabay          Pixabay photo/video search
 visuals     openai-images    OpenAI-style ``POST /images/generations``
+visuals     replicate-video  Replicate-style predictions (text-to-video tasks)
 ==========  ===============  ==============================================
 
 What they share lives here: ``client`` (timeouts, retries, circuit breaker,

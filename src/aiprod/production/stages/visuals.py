@@ -66,7 +66,7 @@ class AssetSource(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     provider: str  # the backend: pexels, pixabay, openai-images
-    kind: Literal["photo", "video", "image"]  # image: generated
+    kind: Literal["photo", "video", "image", "clip"]  # image, clip: generated
     id: str
     page_url: str | None = None  # the asset's page on the service
     media_url: str | None = None  # the file that was fetched
@@ -86,7 +86,7 @@ class AssetSource(BaseModel):
 
     @property
     def generated(self) -> bool:
-        return self.kind == "image"
+        return self.kind in ("image", "clip")
 
 
 def clip_path(ctx: StageContext, index: int) -> Path:
