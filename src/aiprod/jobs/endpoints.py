@@ -23,7 +23,6 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from aiprod import errors, http_ranges
-from aiprod.db.paging import decode_cursor, page_of
 from aiprod.errors import Invalid, NotFound, error_responses
 from aiprod.identity.deps import (
     JobsApprove,
@@ -50,6 +49,9 @@ from aiprod.jobs.schemas import (
 )
 from aiprod.production.cost import BudgetExceeded, CostEstimate
 from aiprod.production.models import ProductionRequest, Storyboard
+from aiprod.search import docs as search_docs
+from aiprod.search import listing
+from aiprod.search.docs import SortName
 
 router = APIRouter(prefix="/v1/productions", tags=["productions"])
 
@@ -126,9 +128,9 @@ async def submit(
 
 @router.get(
     "",
-    summary="List productions",
+    summary="List and search productions",
     response_model=JobPage,
-    responses=error_responses(401, 422),
+    responses=error_responses(400, 401, 422),
 )
 async def list_productions(
     user: JobsRead,
@@ -138,14 +140,22 @@ async def list_productions(
     limit: PageSize = 20,
     cursor: PageCursor = None,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
+    filter_: Annotated[
+        str, Query(alias="filter", max_length=2000, description=search_docs.FILTER)
+    ] = "",
+    q: Annotated[str, Query(max_length=500, description=search_docs.Q)] = "",
+    sort: Annotated[SortName, Query(description=search_docs.SORT)] = "-created",
 ) -> JobPage:
-    """Your productions, newest first (admins: everyone's), a page at a time.  The
-    cursor marks a position, so jobs created while paging never shift pages."""
+    """Your productions (admins: everyone's), newest first unless `sort` says
+    otherwise, a page at a time, narrowed by `filter` and `q`.  The cursor
+    marks a position, so jobs created while paging never shift pages.  A
+    filter, query or sort that cannot be read answers 400 `invalid_filter`
+    with the position and what was expected there; a field that does not
+    exist, or that you may not use, too."""
     limit = min(limit, settings.page_size_max)
-    before = decode_cursor(cursor)
-    rows = await jobs.list_jobs(owner_scope(user), limit + 1, before, status)
-    page, next_cursor = page_of(rows, limit)
-    return JobPage(items=[JobOut.from_job(j, root) for j in page], next_cursor=next_cursor)
+    search = listing.Search(owner_scope(user), filter_, q, sort, status)
+    rows, next_cursor = await listing.page(jobs.db, listing.prepare(search), limit, cursor)
+    return JobPage(items=[JobOut.from_job(j, root) for j in rows], next_cursor=next_cursor)
 
 
 @router.get(

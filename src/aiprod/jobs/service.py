@@ -12,19 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from aiprod.db.base import utcnow
-from aiprod.db.paging import newest_first
 from aiprod.errors import Conflict, NotFound
 from aiprod.jobs import state
 from aiprod.jobs.leases import LeaseLost, Leases
 from aiprod.jobs.lifecycle import EventHook
 from aiprod.jobs.models import Checkpoint, Job, JobEvent
+from aiprod.jobs.quotas import Quotas
 from aiprod.production.cost import fit_budget, is_fast_track
 from aiprod.production.models import STAGES, ProductionRequest, Scene, Storyboard
 
@@ -39,6 +38,10 @@ class JobService(Leases):
 
     # ------------------------------------------------------------ submitting
 
+    @property
+    def quotas(self) -> Quotas:
+        return Quotas(self.settings)
+
     def estimate(self, request: ProductionRequest) -> tuple[dict[str, Any], bool]:
         """Cost estimate (budget applied; may raise BudgetExceeded) and fast-track flag."""
         est = fit_budget(request, self.prices)
@@ -48,7 +51,9 @@ class JobService(Leases):
         self, owner_id: uuid.UUID, request: ProductionRequest, idempotency_key: str | None
     ) -> tuple[Job, bool]:
         """Store a queued job.  Returns (job, created); the same idempotency key with
-        the same body returns the first job, with another body raises Conflict."""
+        the same body returns the first job, with another body raises Conflict.
+        The owner's quotas are checked first (aiprod.jobs.quotas: 429 or 403
+        ``quota_exceeded``), in the transaction that stores the job."""
         digest = request_hash(request)
         if idempotency_key is not None:
             existing = await self._by_key(owner_id, idempotency_key)
@@ -74,6 +79,7 @@ class JobService(Leases):
         )
         try:
             async with self.db.transaction() as s:
+                await self.quotas.check_submit(s, owner_id, float(estimate.get("total") or 0.0))
                 s.add(job)
                 await s.flush()
                 await self._event(s, job, "job.queued", {"fast_track": fast, "review": review})
@@ -113,22 +119,6 @@ class JobService(Leases):
         if job is None or (owner_id is not None and job.owner_id != owner_id):
             raise NotFound(f"production {job_id} not found")
         return job
-
-    async def list_jobs(
-        self,
-        owner_id: uuid.UUID | None,
-        limit: int,
-        before: tuple[datetime, uuid.UUID] | None = None,
-        status: str | None = None,
-    ) -> list[Job]:
-        """Newest first, keyset-paginated on (created_at, id)."""
-        q = newest_first(select(Job), Job, before).limit(limit)
-        if owner_id is not None:
-            q = q.where(Job.owner_id == owner_id)
-        if status is not None:
-            q = q.where(Job.status == status)
-        async with self.db.session() as s:
-            return list((await s.execute(q)).scalars())
 
     async def events(self, job_id: uuid.UUID, after: int = 0, limit: int = 1000) -> list[JobEvent]:
         async with self.db.session() as s:
@@ -170,6 +160,7 @@ class JobService(Leases):
                     f"only a production awaiting approval can be approved (it is {job.status})",
                     "invalid_state",
                 )
+            await self.quotas.check_requeue(s, job.owner_id)
             job.approved = True
             await self._transition(s, job, "queued", "job.queued", {"approved": True})
             job.next_attempt_at = utcnow()
@@ -183,6 +174,7 @@ class JobService(Leases):
                     f"only a failed production can be retried (it is {job.status})",
                     "invalid_state",
                 )
+            await self.quotas.check_requeue(s, job.owner_id)
             job.attempts = 0
             job.error = None
             job.next_attempt_at = utcnow()
@@ -236,6 +228,7 @@ class JobService(Leases):
             merged = {**sb.scenes[index].model_dump(mode="json"), **changes, "index": index}
             sb.scenes[index] = Scene.model_validate(merged)
             sb = Storyboard.model_validate(sb.model_dump(mode="json"))
+            await self.quotas.check_requeue(s, job.owner_id)
             job.storyboard = sb.model_dump(mode="json")
             await s.execute(
                 delete(Checkpoint).where(Checkpoint.job_id == job.id, Checkpoint.stage != "plan")

@@ -21,12 +21,12 @@ import binascii
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, literal, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiprod.db.engine import Database
@@ -47,6 +47,7 @@ _SORTS: dict[str, Any] = {
 SORTS = tuple(f"{sign}{name}" for name in _SORTS for sign in ("", "-"))
 DEFAULT_SORT = "-created"
 _NULLABLE = {"completed"}
+PROBE = 2000  # SQLite: fewer matches than this are read by the filter's index and sorted
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -69,8 +70,13 @@ class Sort:
     descending: bool
     nullable: bool
 
-    def order(self, phase_null: bool) -> list[Any]:
+    def order(self, phase_null: bool, by_index: bool = True) -> list[Any]:
+        """ORDER BY terms.  `by_index` False writes them as ``+column``, which
+        SQLite's planner may not read from an index: it then reads the rows
+        through the filter's index and sorts them."""
         columns = [Job.id] if phase_null else [self.column, Job.id]
+        if not by_index:
+            columns = [literal_column(f"+{Job.__tablename__}.{c.key}") for c in columns]
         return [c.desc() if self.descending else c.asc() for c in columns]
 
 
@@ -88,6 +94,7 @@ class Prepared:
     sort: Sort
     conditions: list[ColumnElement[bool]]
     text: TextQuery = field(default_factory=lambda: TextQuery(()))
+    filtered: bool = False  # conditions beyond the owner and the status parameter
 
 
 def _sort(token: str) -> Sort:
@@ -119,7 +126,7 @@ def prepare(search: Search) -> Prepared:
     text = compiled.text & _query_words(search.q)
     if text.word_count() > MAX_WORDS:
         raise InvalidFilter("q", 0, f"at most {MAX_WORDS} words with the title's", "more")
-    return Prepared(search, _sort(search.sort), conditions, text)
+    return Prepared(search, _sort(search.sort), conditions, text, bool(compiled.conditions))
 
 
 # ------------------------------------------------------------------ cursors
@@ -179,16 +186,38 @@ def _after(sort: Sort, position: Position) -> ColumnElement[bool]:
     return or_(column > position.value, and_(column == position.value, Job.id > position.id))
 
 
-async def _conditions(s: AsyncSession, prepared: Prepared) -> list[ColumnElement[bool]]:
+@dataclass(frozen=True)
+class Plan:
+    """The conditions of a prepared search, and how to read them in order."""
+
+    conditions: list[ColumnElement[bool]]
+    sort_by_index: bool = True
+
+
+async def plan(s: AsyncSession, prepared: Prepared) -> Plan:
+    """The full-text condition (PostgreSQL reads the query's words in one round
+    trip) and, on SQLite, the reading order.
+
+    SQLite (built without STAT4) cannot tell how many rows a range such as
+    ``cost:>2`` selects, so with ORDER BY on another indexed column it walks
+    that column's index and tests every row: quick when many rows match, a
+    scan of the table when few do.  A bounded count through the filter's own
+    index decides instead: under `PROBE` matches, the rows are read by the
+    filter's index and sorted; otherwise the walk meets a match often enough.
+    PostgreSQL keeps statistics of value ranges and plans this itself."""
     conditions = list(prepared.conditions)
     if prepared.text:
         conditions.append(await fulltext.condition(s, prepared.text, Job.id))
-    return conditions
+    if s.get_bind().dialect.name != "sqlite" or not prepared.filtered:
+        return Plan(conditions)
+    sample = select(literal(1)).select_from(Job).where(*conditions).limit(PROBE).subquery()
+    matches = (await s.execute(select(func.count()).select_from(sample))).scalar_one()
+    return Plan(conditions, sort_by_index=matches >= PROBE)
 
 
 def queries(
     prepared: Prepared,
-    conditions: Sequence[ColumnElement[bool]],
+    plan: Plan,
     position: Position | None,
     limit: int,
 ) -> list[Select[Job]]:
@@ -196,31 +225,27 @@ def queries(
     order: one keyset range, or for a nullable sort the rows with a value and
     then those without."""
     sort = prepared.sort
-    base = select(Job).where(*conditions)
+    base = select(Job).where(*plan.conditions)
     in_nulls = position is not None and position.value is None
     statements = []
     if not in_nulls:
         q = base.where(sort.column.is_not(None)) if sort.nullable else base
         if position is not None:
             q = q.where(_after(sort, position))
-        statements.append(q.order_by(*sort.order(False)).limit(limit))
+        statements.append(q.order_by(*sort.order(False, plan.sort_by_index)).limit(limit))
     if sort.nullable:
         q = base.where(sort.column.is_(None))
         if in_nulls and position is not None:
             q = q.where(_after(sort, position))
-        statements.append(q.order_by(*sort.order(True)).limit(limit))
+        statements.append(q.order_by(*sort.order(True, plan.sort_by_index)).limit(limit))
     return statements
 
 
 async def _rows(
-    s: AsyncSession,
-    prepared: Prepared,
-    conditions: Sequence[ColumnElement[bool]],
-    position: Position | None,
-    limit: int,
+    s: AsyncSession, prepared: Prepared, plan: Plan, position: Position | None, limit: int
 ) -> list[Job]:
     rows: list[Job] = []
-    for statement in queries(prepared, conditions, position, limit):
+    for statement in queries(prepared, plan, position, limit):
         rows += (await s.execute(statement.limit(limit - len(rows)))).scalars()
         if len(rows) >= limit:
             break
@@ -233,8 +258,7 @@ async def page(
     """One page of at most `limit` rows after `cursor`, and the next page's cursor."""
     position = decode(prepared.sort, cursor)
     async with db.session() as s:
-        conditions = await _conditions(s, prepared)
-        rows = await _rows(s, prepared, conditions, position, limit + 1)
+        rows = await _rows(s, prepared, await plan(s, prepared), position, limit + 1)
     shown = rows[:limit]
     more = len(rows) > limit and shown
     return shown, encode(prepared.sort, shown[-1]) if more else None
@@ -249,10 +273,10 @@ async def stream(db: Database, search: Search, batch: int = 500) -> AsyncIterato
     prepared = prepare(search)
     position: Position | None = None
     async with db.session() as s:
-        conditions = await _conditions(s, prepared)
+        reading = await plan(s, prepared)
     while True:
         async with db.session() as s:
-            rows = await _rows(s, prepared, conditions, position, batch)
+            rows = await _rows(s, prepared, reading, position, batch)
             s.expunge_all()
         for row in rows:
             yield row
