@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from aiprod.http_ranges import Unsatisfiable, etag_matches, parse_range
+from aiprod.http_ranges import (
+    Unsatisfiable,
+    etag_matches,
+    if_range_allows,
+    parse_range,
+    quote_etag,
+)
 
 HUGE = "9" * 5000
 
@@ -51,3 +57,12 @@ def test_etags() -> None:
     assert etag_matches('"a", W/"b"', '"b"')
     assert etag_matches(" * ", '"x"')
     assert not etag_matches('"a"', '"b"')
+
+
+def test_if_range_allows_the_range_only_for_the_current_strong_tag() -> None:
+    tag = quote_etag("abc")
+    assert if_range_allows(None, tag)
+    assert if_range_allows(' "abc" ', tag)
+    assert not if_range_allows('W/"abc"', tag)  # weak: never for ranges
+    assert not if_range_allows('"other"', tag)
+    assert not if_range_allows("Sat, 01 Jan 2026 00:00:00 GMT", tag)  # a date

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["Unsatisfiable", "etag_matches", "parse_range", "quote_etag"]
+__all__ = ["Unsatisfiable", "etag_matches", "if_range_allows", "parse_range", "quote_etag"]
 
 _RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 _MAX_DIGITS = 18  # 10**18 bytes is an exabyte: larger than any artifact
@@ -68,3 +68,11 @@ def etag_matches(if_none_match: str, etag: str) -> bool:
     if if_none_match.strip() == "*":
         return True
     return etag in {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+
+
+def if_range_allows(if_range: str | None, etag: str) -> bool:
+    """Whether a `Range` may be honoured given an `If-Range` header (RFC 9110
+    §13.1.5): no header, or one naming the current strong `etag` (quoted).
+    A weak tag or a date never matches (we send no Last-Modified), so the
+    client gets the whole, current representation instead of mixing parts."""
+    return if_range is None or if_range.strip() == etag

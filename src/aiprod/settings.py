@@ -137,6 +137,33 @@ class Settings(BaseSettings):
         4, ge=1, le=256, description="Uploads one API process receives and checks at once."
     )
 
+    # --- exports, deletion and retention (aiprod.exports, jobs.deletion) ----
+    export_max_bytes: int = Field(
+        10_000_000_000,
+        ge=1024,
+        description="Largest export (JSON, CSV or ZIP) served; a larger one answers 413 "
+        "`export_too_large` before any byte is sent.",
+    )
+    retention_days: float = Field(
+        0.0,
+        ge=0,
+        description="Delete finished (completed, failed, cancelled) productions this many days "
+        "after they finished, with everything they own; the audit log is kept (0: keep forever).",
+    )
+    retention_check_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="Period of the retention task in the API, which also finishes deletions "
+        "a crash interrupted (0: off).",
+    )
+    deletion_wait_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=300,
+        description="How long DELETE waits for a running production's worker to stop before "
+        "answering 409 `still_running` (the cancellation stays requested).",
+    )
+
     # --- live progress and webhooks (aiprod.events) ------------------------
     redis_url: str | None = Field(
         None,

@@ -50,6 +50,7 @@ def api_settings(tmp_path: Path, database_url: str) -> Settings:
         max_body_bytes=64 * 1024,
         page_size_max=50,
         api_key_rotation_check_seconds=0,  # tests run rotation explicitly
+        retention_check_seconds=0,  # and retention
     )
 
 

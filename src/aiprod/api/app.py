@@ -26,11 +26,15 @@ from aiprod.events import sse as event_sse
 from aiprod.events import websocket as event_websocket
 from aiprod.events.runtime import EventsRuntime
 from aiprod.events.webhooks import endpoints as webhook_endpoints
+from aiprod.exports import endpoints as export_endpoints
 from aiprod.identity import endpoints as identity_endpoints
 from aiprod.identity.api_keys.rotation import RotationTask
 from aiprod.identity.deps import check_routes
 from aiprod.identity.service import IdentityService
+from aiprod.jobs import deletion_endpoints
 from aiprod.jobs import endpoints as job_endpoints
+from aiprod.jobs.deletion import ProductionDeleter
+from aiprod.jobs.retention import RetentionTask
 from aiprod.jobs.service import EventHook, JobService
 from aiprod.jobs.uploads import endpoints as media_endpoints
 from aiprod.jobs.uploads import receive as media_receive
@@ -68,6 +72,7 @@ TAGS = [
     {"name": "productions", "description": "Submit, follow, review and steer productions."},
     {"name": "artifacts", "description": "Files a production made: video, subtitles, …"},
     {"name": "media", "description": "Your pictures, clips and songs for productions."},
+    {"name": "exports", "description": "A production as JSON, CSV or ZIP; a user's data."},
     {"name": "catalog", "description": "Presets and cost estimates."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
     {
@@ -109,16 +114,23 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
             app.state.webhooks = events.webhooks
             app.state.webhook_dispatcher = events.dispatcher
             app.state.jobs = JobService(db, cfg, events.publisher)
+            app.state.deleter = ProductionDeleter(app.state.jobs, storage, identity.audit, cfg)
             app.state.worker_expected = worker_expected
             stop = asyncio.Event()
             task = _start_worker(db, storage, cfg, stop, events.publisher) if run_worker else None
             period = cfg.api_key_rotation_check_seconds
             rotation = RotationTask(identity, period) if period > 0 else None
+            every = cfg.retention_check_seconds
+            retention = (
+                RetentionTask(app.state.deleter, cfg.retention_days, every) if every > 0 else None
+            )
             try:
                 yield
             finally:
                 if rotation is not None:
                     await rotation.close()
+                if retention is not None:
+                    await retention.close()
                 try:
                     if task is not None:
                         await _stop_worker(task, stop, cfg.lease_seconds)
@@ -146,6 +158,8 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.include_router(identity_endpoints.router)
     app.include_router(job_endpoints.router)
     app.include_router(job_endpoints.catalog)
+    app.include_router(deletion_endpoints.router)
+    app.include_router(export_endpoints.router)
     app.include_router(media_endpoints.router)
     app.include_router(event_sse.router)
     app.include_router(event_websocket.router)

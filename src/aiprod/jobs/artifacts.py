@@ -76,6 +76,8 @@ class Artifact:
     key: str
     bytes: int
     sha256: str
+    crc32: int | None = None
+    """Recorded by workers since exports began (None on older rows: computed when needed)."""
 
     @property
     def content_type(self) -> str:
@@ -93,13 +95,14 @@ def _artifact(job: Job, stage: str, row: dict[str, Any]) -> Artifact | None:
     if not safe_artifact_name(name) or key != artifact_key(job.id, name):
         log.warning("job %s: ignoring artifact %r with key %r", job.id, name, key)
         return None
-    sha = row.get("sha256")
+    sha, crc = row.get("sha256"), row.get("crc32")
     return Artifact(
         name=name,
         stage=stage,
         key=key,
         bytes=int(row.get("bytes", 0)),
         sha256=sha if isinstance(sha, str) else "",
+        crc32=crc if isinstance(crc, int) and 0 <= crc < 2**32 else None,
     )
 
 

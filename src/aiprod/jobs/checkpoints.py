@@ -10,9 +10,11 @@ and still match their recorded SHA-256.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import uuid
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -47,8 +49,16 @@ def _safe_name(name: str) -> bool:
     return bool(name) and not p.is_absolute() and ".." not in p.parts and "\\" not in name
 
 
-def _digest_and_size(path: Path) -> tuple[str, int]:
-    return file_digest(path), path.stat().st_size
+def _digest_and_size(path: Path) -> tuple[str, int, int]:
+    """SHA-256, size and CRC-32 in one read: the CRC lets an export write the
+    file into a ZIP (whose headers need it up front) without reading it twice."""
+    sha, crc, size = hashlib.sha256(), 0, 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            sha.update(chunk)
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+    return sha.hexdigest(), size, crc
 
 
 @dataclass
@@ -86,9 +96,9 @@ class CheckpointFiles:
             path = outdir / rel
             key = artifact_key(job_id, name)
             async with limit:
-                digest, size = await asyncio.to_thread(_digest_and_size, path)
+                digest, size, crc = await asyncio.to_thread(_digest_and_size, path)
                 await self.storage.put_file(key, path)
-            return {"name": name, "key": key, "sha256": digest, "bytes": size}
+            return {"name": name, "key": key, "sha256": digest, "bytes": size, "crc32": crc}
 
         artifacts = list(await asyncio.gather(*(upload(f) for f in files)))
         storyboard = None

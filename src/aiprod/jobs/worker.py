@@ -47,6 +47,7 @@ from typing import Any, Literal, TypeVar
 
 from aiprod.db.engine import Database
 from aiprod.jobs.artifacts import artifact_key
+from aiprod.jobs.cache_refs import JobCache
 from aiprod.jobs.checkpoints import CheckpointFiles
 from aiprod.jobs.models import Job
 from aiprod.jobs.service import EventHook, JobService, LeaseLost
@@ -345,10 +346,15 @@ class Worker:
     ) -> ProductionResult | None:
         """The pipeline thread's whole job (construction included: it validates
         backends and the budget, whose errors are the request's fault)."""
+        cfg = self.settings
         pipeline = Pipeline(
             request,
             run.outdir,
-            settings=self.settings,
+            settings=cfg,
+            # Marks the entries this job uses, so deleting it can free them.
+            cache=JobCache(cfg.stage_cache_dir, cfg.cache_ttl_hours, run.job_id)
+            if cfg.cache_enabled
+            else None,
             resume=True,
             on_progress=lambda ev: self._on_progress(run, ev),
             should_cancel=run.abort_event.is_set,

@@ -78,15 +78,21 @@ _fts = table(FTS_TABLE, column("rowid"))
 # ------------------------------------------------------------------ writing
 
 
-def _pg_vector() -> str:
-    cfg = "CAST(:config AS regconfig)"
+def pg_vector(config: str, title: str, body: str, lexeme: str) -> str:
+    """The SQL of a job's tsvector from these SQL expressions (parameters or
+    columns): the title with weight A, the body, the configuration's lexeme."""
+    cfg = f"CAST({config} AS regconfig)"
     return (
-        f"setweight(to_tsvector({cfg}, :title), 'A') || to_tsvector({cfg}, :body) "
-        "|| array_to_tsvector(ARRAY[:lexeme])"
+        f"setweight(to_tsvector({cfg}, {title}), 'A') || to_tsvector({cfg}, {body}) "
+        f"|| array_to_tsvector(ARRAY[{lexeme}])"
     )
 
 
-PG_UPDATE = f"UPDATE jobs SET {PG_COLUMN} = {_pg_vector()} WHERE id = :id"  # noqa: S608
+PG_UPDATE = (
+    f"UPDATE jobs SET {PG_COLUMN} = "  # noqa: S608
+    + pg_vector(":config", ":title", ":body", ":lexeme")
+    + " WHERE id = :id"
+)
 SQLITE_UPSERT = (
     f"INSERT INTO {ROWS_TABLE} (job_id, lang, title, body) "  # noqa: S608
     "VALUES (:id, :config, :title, :body) ON CONFLICT (job_id) DO UPDATE SET "

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, and_, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiprod.db.engine import Database
@@ -47,7 +47,7 @@ _SORTS: dict[str, Any] = {
 SORTS = tuple(f"{sign}{name}" for name in _SORTS for sign in ("", "-"))
 DEFAULT_SORT = "-created"
 _NULLABLE = {"completed"}
-PROBE = 2000  # SQLite: fewer matches than this are read by the filter's index and sorted
+WINDOW = 2000  # SQLite: rows of a page's sort order tried before the filter's index
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -95,6 +95,7 @@ class Prepared:
     conditions: list[ColumnElement[bool]]
     text: TextQuery = field(default_factory=lambda: TextQuery(()))
     filtered: bool = False  # conditions beyond the owner and the status parameter
+    scope: list[ColumnElement[bool]] = field(default_factory=list)  # the owner's
 
 
 def _sort(token: str) -> Sort:
@@ -119,14 +120,15 @@ def prepare(search: Search) -> Prepared:
     """Read `search` (InvalidFilter, 400, for what cannot be read)."""
     compiled = compile_filter(parse(search.filter), admin=search.owner_id is None)
     conditions = list(compiled.conditions)
-    if search.owner_id is not None:
-        conditions.append(Job.owner_id == search.owner_id)
+    scope = [Job.owner_id == search.owner_id] if search.owner_id is not None else []
+    conditions += scope
     if search.status is not None:
         conditions.append(Job.status == search.status)
     text = compiled.text & _query_words(search.q)
     if text.word_count() > MAX_WORDS:
         raise InvalidFilter("q", 0, f"at most {MAX_WORDS} words with the title's", "more")
-    return Prepared(search, _sort(search.sort), conditions, text, bool(compiled.conditions))
+    filtered = bool(compiled.conditions) or search.status is not None
+    return Prepared(search, _sort(search.sort), conditions, text, filtered, scope)
 
 
 # ------------------------------------------------------------------ cursors
@@ -191,7 +193,8 @@ class Plan:
     """The conditions of a prepared search, and how to read them in order."""
 
     conditions: list[ColumnElement[bool]]
-    sort_by_index: bool = True
+    scope: list[ColumnElement[bool]]  # the owner's: the sort index answers them
+    windowed: bool = False  # SQLite: try the first WINDOW rows in order first
 
 
 async def plan(s: AsyncSession, prepared: Prepared) -> Plan:
@@ -199,54 +202,86 @@ async def plan(s: AsyncSession, prepared: Prepared) -> Plan:
     trip) and, on SQLite, the reading order.
 
     SQLite (built without STAT4) cannot tell how many rows a range such as
-    ``cost:>2`` selects, so with ORDER BY on another indexed column it walks
-    that column's index and tests every row: quick when many rows match, a
-    scan of the table when few do.  A bounded count through the filter's own
-    index decides instead: under `PROBE` matches, the rows are read by the
-    filter's index and sorted; otherwise the walk meets a match often enough.
+    ``cost:>2`` selects: with ORDER BY on another column it either walks that
+    column's index testing every row (quick when many rows match, a scan of
+    the table when few do) or reads the filter's index and sorts every match
+    (the reverse).  So a filtered page on SQLite is read in two steps: among
+    the next `WINDOW` rows in sort order (a walk of the sort's index, bounded);
+    and only if fewer than a page match there, which means matches are rarer
+    than one in ``WINDOW / limit``, through the filter's index, sorted.
     PostgreSQL keeps statistics of value ranges and plans this itself."""
     conditions = list(prepared.conditions)
     if prepared.text:
         conditions.append(await fulltext.condition(s, prepared.text, Job.id))
-    if s.get_bind().dialect.name != "sqlite" or not prepared.filtered:
-        return Plan(conditions)
-    sample = select(literal(1)).select_from(Job).where(*conditions).limit(PROBE).subquery()
-    matches = (await s.execute(select(func.count()).select_from(sample))).scalar_one()
-    return Plan(conditions, sort_by_index=matches >= PROBE)
+    sqlite = s.get_bind().dialect.name == "sqlite"
+    return Plan(conditions, prepared.scope, windowed=sqlite and prepared.filtered)
 
 
-def queries(
+def _phases(prepared: Prepared, position: Position | None) -> list[bool]:
+    """Which ranges to read, in order: the rows with a sort value (False) and,
+    for a nullable sort, then those without (True)."""
+    in_nulls = position is not None and position.value is None
+    phases = [] if in_nulls else [False]
+    return [*phases, True] if prepared.sort.nullable else phases
+
+
+def _range(
+    prepared: Prepared,
+    conditions: list[ColumnElement[bool]],
+    position: Position | None,
+    in_nulls: bool,
+    by_index: bool,
+    limit: int,
+) -> Select[uuid.UUID]:
+    """The ids of the next `limit` rows matching `conditions` after `position`."""
+    sort = prepared.sort
+    ids = select(Job.id).where(*conditions)
+    if sort.nullable:
+        ids = ids.where(sort.column.is_(None) if in_nulls else sort.column.is_not(None))
+    if position is not None and (position.value is None) == in_nulls:
+        ids = ids.where(_after(sort, position))
+    return ids.order_by(*sort.order(in_nulls, by_index)).limit(limit)
+
+
+def statement(
     prepared: Prepared,
     plan: Plan,
     position: Position | None,
+    in_nulls: bool,
     limit: int,
-) -> list[Select[Job]]:
-    """The statements that read the next `limit` rows after `position`, in
-    order: one keyset range, or for a nullable sort the rows with a value and
-    then those without."""
-    sort = prepared.sort
-    base = select(Job).where(*plan.conditions)
-    in_nulls = position is not None and position.value is None
-    statements = []
-    if not in_nulls:
-        q = base.where(sort.column.is_not(None)) if sort.nullable else base
-        if position is not None:
-            q = q.where(_after(sort, position))
-        statements.append(q.order_by(*sort.order(False, plan.sort_by_index)).limit(limit))
-    if sort.nullable:
-        q = base.where(sort.column.is_(None))
-        if in_nulls and position is not None:
-            q = q.where(_after(sort, position))
-        statements.append(q.order_by(*sort.order(True, plan.sort_by_index)).limit(limit))
-    return statements
+    window: bool = False,
+) -> Select[Job]:
+    """The next `limit` rows after `position` in one keyset range.  The ids are
+    found and ordered first (the sort handles keys, not whole rows with their
+    documents); then those rows are read by primary key.  `window`: only among
+    the next WINDOW rows of the owner's (or everyone's) in sort order."""
+    conditions = list(plan.conditions)
+    if window:
+        walk = _range(prepared, plan.scope, position, in_nulls, True, WINDOW)
+        conditions.append(Job.id.in_(walk))
+    by_index = not plan.windowed or window
+    ids = _range(prepared, conditions, position, in_nulls, by_index, limit)
+    return select(Job).where(Job.id.in_(ids)).order_by(*prepared.sort.order(in_nulls))
 
 
 async def _rows(
     s: AsyncSession, prepared: Prepared, plan: Plan, position: Position | None, limit: int
 ) -> list[Job]:
     rows: list[Job] = []
-    for statement in queries(prepared, plan, position, limit):
-        rows += (await s.execute(statement.limit(limit - len(rows)))).scalars()
+    for in_nulls in _phases(prepared, position):
+        wanted = limit - len(rows)
+        if plan.windowed:
+            found = list(
+                (
+                    await s.execute(
+                        statement(prepared, plan, position, in_nulls, wanted, window=True)
+                    )
+                ).scalars()
+            )
+            if len(found) == wanted:
+                rows += found
+                break
+        rows += (await s.execute(statement(prepared, plan, position, in_nulls, wanted))).scalars()
         if len(rows) >= limit:
             break
     return rows

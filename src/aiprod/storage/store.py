@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import obstore
 from obstore.store import LocalStore, from_url
@@ -22,6 +23,12 @@ CHUNK = 1 << 20
 
 class ArtifactNotFound(Exception):
     pass
+
+
+class StoredObject(NamedTuple):
+    key: str
+    size: int
+    modified: datetime
 
 
 class Storage:
@@ -91,6 +98,13 @@ class Storage:
                 await obstore.delete_async(self.store, paths)
                 count += len(paths)
         return count
+
+    async def listing(self, prefix: str) -> list[StoredObject]:
+        """Every object under `prefix` (one LIST request per thousand or so)."""
+        found: list[StoredObject] = []
+        async for batch in obstore.list(self.store, prefix=prefix):
+            found += [StoredObject(m["path"], int(m["size"]), m["last_modified"]) for m in batch]
+        return found
 
     async def check(self) -> None:
         """Round-trip a small object: proves the store is reachable and writable."""
