@@ -74,6 +74,13 @@ matin café recette jardin fleurs abeilles miel voyage gare musique danse école
 étoiles fusée robot usine ferme récolte chiens chats oiseaux courir marcher peindre
 construire apprendre découvre explore célèbre présente histoire avenir énergie soleil
 """.split()
+# A long tail of rarer words (made up, deterministic), as real prose has.
+_SYLLABLES = "ka lo mi ru ve sa tor nel pi da gu fen or is al bre".split()
+_TAIL_RNG = random.Random(5)
+TAIL = sorted({"".join(_TAIL_RNG.choices(_SYLLABLES, k=3)) for _ in range(4000)})
+_TAIL_RNG.shuffle(TAIL)
+ENGLISH += TAIL
+RARE_WORD = TAIL[1500]  # in about one production in 200
 STATUSES = ["completed"] * 60 + ["failed"] * 8 + ["cancelled"] * 7 + ["queued"] * 10
 STATUSES += ["processing"] * 5 + ["awaiting_approval"] * 10
 STAGES = ["plan", "narrate", "visuals", "music", "montage", "qa"]
@@ -327,6 +334,7 @@ def queries(owner: uuid.UUID) -> list[Query]:
             S(admin, "owner:owner3@example.com,status:failed|cancelled"),
         ),
         Query("q=whales", S(admin, q="whales")),
+        Query(f"q={RARE_WORD} (rare word)", S(admin, q=RARE_WORD)),
         Query("q=rocket factory", S(admin, q="rocket factory")),
         Query("q=cheval (French stem)", S(admin, q="cheval")),
         Query("user: q=dance", S(owner, q="dance")),
