@@ -32,6 +32,7 @@ worker that lost its lease may still upload the stage it was in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -146,10 +147,8 @@ class ProductionDeleter:
     async def _stop(self, job: Job, owner_id: uuid.UUID | None, deadline: float) -> Job:
         """Cancel a running job and wait for its worker to let go; the job then."""
         if not job.cancel_requested:
-            try:
+            with contextlib.suppress(Conflict):  # it finished meanwhile
                 await self.jobs.cancel(job.id, owner_id)
-            except Conflict:
-                pass  # it finished meanwhile
         while True:
             current = await self.jobs.get(job.id, owner_id)
             if not _lease_live(current):
