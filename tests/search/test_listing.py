@@ -175,6 +175,18 @@ async def test_a_query_of_stop_words_alone_matches_nothing(db: Database, user: U
     assert await titles(db, user.id, q="the") == set()
 
 
+async def test_odd_words_are_read_not_failed(db: Database, user: User) -> None:
+    """Words of any script, very long ones, digits, and FTS or tsquery syntax
+    characters are words or separators, never query syntax."""
+    long_word = "\U0001f600" * 10 + "𝔸" * 600  # letters of 4 bytes: PostgreSQL's 2 KB limit
+    await add_job(db, user.id, title="猫と犬", script=f"Ünïcode 2026 {long_word} AND OR NOT")
+    assert await titles(db, user.id, q="猫と犬") == {"猫と犬"}
+    assert await titles(db, user.id, q="2026 ünïcode") == {"猫と犬"}
+    assert await titles(db, user.id, q='"AND" OR (NOT) *:A & !x | y') == set()
+    assert await titles(db, user.id, q="𝔸" * 600) == {"猫と犬"}
+    assert await titles(db, user.id, f'title:"{long_word}"') == set()
+
+
 async def test_malformed_queries_and_sorts_are_refused(user: User) -> None:
     with pytest.raises(InvalidFilter) as caught:
         listing.prepare(listing.Search(user.id, q="!!!"))

@@ -40,7 +40,8 @@ from aiprod.search.fulltext import MAX_WORDS, TextQuery, Words
 from aiprod.search.text import base_language, words
 
 _NUMBER = re.compile(r"^\d{1,12}(\.\d{1,8})?$")
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+_PART = r"(\d{1,9}(?:\.\d{1,6})?)"
+_DURATION = re.compile(rf"^(?:{_PART}h)?(?:{_PART}m)?(?:{_PART}s)?$")
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 _LANGUAGE = re.compile(r"^[a-z]{2,8}$")
 _MICROSECOND = timedelta(microseconds=1)
@@ -127,7 +128,7 @@ def _date(value: Value) -> Interval:
     try:
         if match:
             year, month, day = (int(g) if g else None for g in match.groups())
-            start = datetime(year or 1, month or 1, day or 1, tzinfo=UTC)
+            start = datetime(year or 0, month or 1, day or 1, tzinfo=UTC)  # year 0: ValueError
             if day is not None:
                 end = start + timedelta(days=1)
             elif month is not None:
@@ -136,10 +137,10 @@ def _date(value: Value) -> Interval:
                 end = start.replace(year=start.year + 1)
             return start, end
         when = datetime.fromisoformat(text.replace("z", "Z"))
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        return when, when + _MICROSECOND
     except (ValueError, OverflowError):
         raise _bad(value, "a date (2026, 2026-03, 2026-03-14) or an ISO 8601 date-time") from None
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return when, when + _MICROSECOND
 
 
 def _owner(value: Value) -> Interval:

@@ -36,6 +36,7 @@ from aiprod.search import fulltext
 from aiprod.search.fields import compile_filter
 from aiprod.search.filters import InvalidFilter, describe, parse
 from aiprod.search.fulltext import MAX_WORDS, TextQuery, Words
+from aiprod.search.text import MAX_WORD
 
 _SORTS: dict[str, Any] = {
     "created": Job.created_at,
@@ -113,7 +114,7 @@ def _query_words(q: str) -> TextQuery:
         raise InvalidFilter("q", 0, "words (letters or digits)", describe(q, 0))
     if len(found) > MAX_WORDS:
         raise InvalidFilter("q", found[MAX_WORDS].start(), f"at most {MAX_WORDS} words", "more")
-    return TextQuery(((Words(tuple(m.group() for m in found)),),))
+    return TextQuery(((Words(tuple(m.group()[:MAX_WORD] for m in found)),),))
 
 
 def prepare(search: Search) -> Prepared:

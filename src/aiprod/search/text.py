@@ -54,6 +54,7 @@ TITLE_CHARS = 200
 BODY_CHARS = 200_000  # a 50,000-character script and the narration of every scene
 
 _WORD = re.compile(r"[^\W_]+")  # letters and digits: what FTS5's unicode61 keeps together
+MAX_WORD = 64  # longer runs are cut (PostgreSQL refuses lexemes over 2 KB)
 
 
 def base_language(code: str | None) -> str:
@@ -81,8 +82,8 @@ def _stop_words(config: str) -> frozenset[str]:
 
 
 def words(text: str) -> list[str]:
-    """The words of `text`, lower-cased, in order."""
-    return _WORD.findall(text.lower())
+    """The words of `text`, lower-cased, in order (each at most MAX_WORD characters)."""
+    return [w[:MAX_WORD] for w in _WORD.findall(text.lower())]
 
 
 @functools.lru_cache(maxsize=65536)
@@ -126,5 +127,13 @@ def document(
     scenes = (storyboard or {}).get("scenes")
     if isinstance(scenes, list):
         parts += [str(s["narration"]) for s in scenes if isinstance(s, dict) and s.get("narration")]
-    body = "\n".join(parts)[:BODY_CHARS]
-    return Document(config_for(language), (title or "")[:TITLE_CHARS], body)
+    body = _clip("\n".join(parts)[:BODY_CHARS])
+    return Document(config_for(language), _clip((title or "")[:TITLE_CHARS]), body)
+
+
+_LONG_WORD = re.compile(rf"[^\W_]{{{MAX_WORD + 1},}}")
+
+
+def _clip(text: str) -> str:
+    """`text` with every word cut to MAX_WORD characters, as queries are."""
+    return _LONG_WORD.sub(lambda m: m.group()[:MAX_WORD], text)
