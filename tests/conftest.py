@@ -11,6 +11,9 @@
 * ``database_url`` / ``db_url``: an empty database at the head revision, once on
   SQLite and once on PostgreSQL.  ``redis_url``: the shared Redis (tests use
   their own channel).  ``free_port`` for servers started by tests.
+* Rate limits far above what a test does and no quotas (``AIPROD_RATE_LIMITS``,
+  ``AIPROD_QUOTAS``, inherited by the servers tests start); the tests of
+  limits and quotas set their own.
 * Passwords are hashed with minimal Argon2 parameters in every test: hashing at
   production cost (~0.3 s) adds minutes over the suite and proves nothing the
   password tests do not prove with the cheap hasher (same code, same format).
@@ -31,6 +34,7 @@ in one worker.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -48,6 +52,18 @@ from aiprod.identity import passwords
 from aiprod.settings import Settings
 
 os.environ.setdefault("AIPROD_NEURAL_NARRATION", "false")
+# The suite makes many calls quickly from one address, and its users submit
+# many productions: rate limits stay on (every app runs the middleware) but
+# far above what a test does; quotas are lifted.  Servers tests start inherit
+# both.  Tests of the limits and quotas themselves pass tight ones explicitly.
+_LIMITLESS = {"running": None, "per_day": None, "storage_bytes": None, "spend_month_usd": None}
+os.environ.setdefault(
+    "AIPROD_RATE_LIMITS",
+    json.dumps(dict.fromkeys(("auth", "writes", "reads", "exports", "streams"), "100000/minute")),
+)
+os.environ.setdefault(
+    "AIPROD_QUOTAS", json.dumps(dict.fromkeys(("admin", "user", "service", "viewer"), _LIMITLESS))
+)
 
 PG_ADMIN_URL = (
     os.environ.get("AIPROD_TEST_PG_URL")

@@ -90,11 +90,25 @@ class Invalid(AppError):
 
 
 class RateLimited(AppError):
+    """Too many requests, or a quota that waiting restores (429); `retry_after`
+    (seconds) becomes ``Retry-After`` when it can be told."""
+
     status = 429
     default_code = "rate_limited"
 
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
+    def __init__(
+        self,
+        message: str,
+        retry_after: int | None,
+        code: str | None = None,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        merged = dict(headers or {})
+        if retry_after is not None:
+            merged["Retry-After"] = str(retry_after)
+        super().__init__(message, code, details=details, headers=merged or None)
         self.retry_after = retry_after
 
 
@@ -148,7 +162,8 @@ _DESCRIPTIONS = {
     415: "The body is not of a type this route accepts.",
     416: "The requested byte range is outside the artifact.",
     422: "The request failed validation; `details` lists the problems.",
-    429: "Too many requests or failed attempts; retry after `Retry-After` seconds.",
+    429: "Too many requests (`rate_limited`: see the `RateLimit` headers), failed attempts, "
+    "or a quota that waiting restores (`quota_exceeded`); retry after `Retry-After` seconds.",
     503: "A dependency is not ready; the message names it.",
 }
 

@@ -5,13 +5,57 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
-from pydantic import Field, field_validator
+from limits import parse_many
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aiprod.access_config import OIDCIssuer, check_secret
+from aiprod.access_config import OIDCIssuer, Role, check_secret
 from aiprod.provider_config import ProviderConfig
+
+RateClass = Literal["auth", "writes", "reads", "exports", "streams"]
+DEFAULT_RATE_LIMITS: dict[RateClass, str] = {
+    "auth": "10/minute",
+    "writes": "60/minute",
+    "reads": "600/minute",
+    "exports": "10/minute",
+    "streams": "30/minute",
+}
+
+
+class RoleQuota(BaseModel):
+    """What one user of a role may use (null: no limit).  An admin may set any
+    of them per user (``PUT /v1/admin/users/{id}/quotas``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    running: int | None = Field(None, ge=0, description="Productions queued or processing at once.")
+    per_day: int | None = Field(None, ge=0, description="Productions submitted in any 24 hours.")
+    storage_bytes: int | None = Field(
+        None, ge=0, description="Bytes kept: the productions' files plus uploads."
+    )
+    spend_month_usd: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="Estimated USD per calendar month (UTC)."
+    )
+
+
+DEFAULT_QUOTAS: dict[Role, dict[str, int | float | None]] = {
+    "admin": {},
+    "user": {
+        "running": 10,
+        "per_day": 200,
+        "storage_bytes": 20_000_000_000,
+        "spend_month_usd": 100.0,
+    },
+    "service": {
+        "running": 100,
+        "per_day": 5000,
+        "storage_bytes": 200_000_000_000,
+        "spend_month_usd": 1000.0,
+    },
+    "viewer": {"running": 0, "per_day": 0, "storage_bytes": 0, "spend_month_usd": 0.0},
+}
 
 
 class Settings(BaseSettings):
@@ -167,8 +211,9 @@ class Settings(BaseSettings):
     # --- live progress and webhooks (aiprod.events) ------------------------
     redis_url: str | None = Field(
         None,
-        description="redis://host:port/db for cross-process event fan-out; unset (or down): "
-        "the database carries events (LISTEN/NOTIFY on PostgreSQL, polling on SQLite).",
+        description="redis://host:port/db for cross-process event fan-out and shared rate-limit "
+        "counts; unset (or down): the database carries events (LISTEN/NOTIFY on PostgreSQL, "
+        "polling on SQLite) and each process counts rate limits itself.",
     )
     events_channel: str = Field("aiprod:events", min_length=1, max_length=200)
     allowed_origins: list[str] = Field(
@@ -197,6 +242,26 @@ class Settings(BaseSettings):
         False,
         description="Let every endpoint target loopback/private addresses (tests, labs). "
         "Otherwise only an admin can allow it, per endpoint.",
+    )
+
+    # --- rate limits and quotas (aiprod.api.ratelimit, aiprod.jobs.quotas) --
+    rate_limits_enabled: bool = Field(
+        True, description="Refuse requests past `rate_limits` with 429 (false: no rate limits)."
+    )
+    rate_limits: dict[RateClass, str] = Field(
+        default_factory=lambda: dict(DEFAULT_RATE_LIMITS),
+        description="Per class of route, the requests allowed per client address and per "
+        "credential (exports and streams: per user too), in the `limits` notation "
+        '("10/minute", "100/hour;1000/day"); JSON object, classes left out keep their default.',
+    )
+    rate_limit_prefix: str = Field(
+        "aiprod:rl", min_length=1, max_length=100, description="Prefix of the Redis keys."
+    )
+    quotas: dict[Role, RoleQuota] = Field(
+        default_factory=lambda: {r: RoleQuota.model_validate(q) for r, q in DEFAULT_QUOTAS.items()},
+        description="Per role, what one user may use (JSON object: "
+        '{"user": {"running": 10, "per_day": 200, "storage_bytes": ..., "spend_month_usd": ...}}; '
+        "fields left out keep their default, null lifts a limit).",
     )
 
     # --- identity and access (aiprod.identity) -----------------------------
@@ -243,6 +308,37 @@ class Settings(BaseSettings):
     @classmethod
     def _strong_secret(cls, value: str | None) -> str | None:
         return None if value is None else check_secret(value)
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        """Every class gets a limit; each must read in the `limits` notation."""
+        merged: dict[str, str] = {**cast(dict[str, str], DEFAULT_RATE_LIMITS), **value}
+        for name, text in merged.items():
+            try:
+                parse_many(text)
+            except ValueError:
+                raise ValueError(
+                    f"rate_limits.{name}: {text!r} is not a rate limit "
+                    '(e.g. "10/minute" or "100/hour;1000/day")'
+                ) from None
+        return merged
+
+    @field_validator("quotas", mode="before")
+    @classmethod
+    def _quotas(cls, value: object) -> object:
+        """A role's fields left out keep that role's default."""
+        if not isinstance(value, dict):
+            return value
+        merged: dict[str, object] = {}
+        for role in [*DEFAULT_QUOTAS, *(r for r in value if r not in DEFAULT_QUOTAS)]:
+            given = value.get(role, {})
+            if isinstance(given, RoleQuota):
+                given = given.model_dump(exclude_unset=True)
+            merged[role] = (
+                {**DEFAULT_QUOTAS.get(role, {}), **given} if isinstance(given, dict) else given
+            )
+        return merged
 
     @field_validator("previous_secret_keys")
     @classmethod

@@ -33,6 +33,7 @@ SAMPLE_BODIES: dict[str, Any] = {
     "RevokeAllKeys": {},
     "RotateDue": {},
     "UserPatch": {"role": "viewer"},
+    "QuotaOverrides": {"running": 5},
 }
 PATH_VALUES = {
     "index": "0",

@@ -11,6 +11,7 @@ fail.  The seed is fixed so a failure replays (`st replay <id>` prints it).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ import pytest
 from tests.e2e.test_http import Server, create_user, free_port
 
 HERE = Path(__file__).parent
+RATE_CLASSES = ("auth", "writes", "reads", "exports", "streams")
 EMAIL = "fuzz-admin@example.com"
 PASSWORD = "a long enough fuzzing password"
 # Operations that end the caller's own credentials would turn the rest of the
@@ -50,6 +52,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
         # The fuzzer logs in with wrong passwords on purpose.
         "AIPROD_LOGIN_ACCOUNT_FREE_FAILURES": "100",
         "AIPROD_LOGIN_ADDRESS_FREE_FAILURES": "10000",
+        # ...and sends thousands of requests from one address: rate limits on
+        # (their headers and the documented 429 are checked) but far above it.
+        "AIPROD_RATE_LIMITS": json.dumps(dict.fromkeys(RATE_CLASSES, "1000000/minute")),
     }
     create_user(env, EMAIL, PASSWORD, "--role", "admin")
     srv = Server(env, tmp_path / "server.log")

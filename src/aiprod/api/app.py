@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI
 
 from aiprod import __version__
-from aiprod.api import errors, health, middleware
+from aiprod.api import errors, health, middleware, ratelimit
 from aiprod.api import openapi as api_openapi
 from aiprod.db.engine import Database
 from aiprod.db.migrate import upgrade_async
@@ -31,7 +31,7 @@ from aiprod.identity import endpoints as identity_endpoints
 from aiprod.identity.api_keys.rotation import RotationTask
 from aiprod.identity.deps import check_routes
 from aiprod.identity.service import IdentityService
-from aiprod.jobs import deletion_endpoints
+from aiprod.jobs import deletion_endpoints, usage_endpoints
 from aiprod.jobs import endpoints as job_endpoints
 from aiprod.jobs.deletion import ProductionDeleter
 from aiprod.jobs.retention import RetentionTask
@@ -59,6 +59,13 @@ with a stable `code` (`not_found`, `validation_error`, `budget_exceeded`,
 `idempotency_conflict`, `invalid_state`, …).
 
 **Privacy.** Another user's production answers 404 exactly like a missing one.
+
+**Limits.** Every route belongs to a rate-limit class (`x-aiprod-rate-limit`:
+auth, writes, reads, exports, streams) counted per client address and per
+credential; answers carry `RateLimit-Policy` and `RateLimit` headers, and a
+refusal is 429 `rate_limited` with `Retry-After`.  Quotas per user
+(`GET /v1/me/usage`) refuse a production before any work with
+`quota_exceeded` (429 when waiting helps, 403 otherwise).
 
 **Idempotency.** Send `Idempotency-Key` with `POST /v1/productions` to make
 retries safe.  **Pagination.** Lists are keyset-paginated with an opaque
@@ -99,6 +106,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         private_dir(cfg.data_dir)  # database, signing key, artifacts: this user's only
+        app.state.rate_limiter = ratelimit.Limiter(cfg) if cfg.rate_limits_enabled else None
         db = Database(cfg.sqlalchemy_url)
         try:
             # First, before touching anything: refuses a weak signing key.
@@ -138,6 +146,8 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
                     await events.stop()
         finally:
             await db.dispose()
+            if app.state.rate_limiter is not None:
+                await app.state.rate_limiter.close()
 
     app = FastAPI(
         title="AIPROD API",
@@ -153,6 +163,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
         cfg.trusted_proxies,
         # The upload route streams and caps its own body (413 `too_large`).
         {"/v1/media": cfg.media_max_bytes + 2 * media_receive.OVERHEAD},
+        rate_limits=cfg.rate_limits_enabled,
     )
     app.include_router(health.router)
     app.include_router(identity_endpoints.router)
@@ -165,8 +176,10 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.include_router(event_websocket.router)
     app.include_router(event_endpoints.tickets)
     app.include_router(webhook_endpoints.router)
+    app.include_router(usage_endpoints.router)
     check_routes(app)  # deny by default: every /v1 route declares its permission
     api_openapi.install(app)
+    ratelimit.install_openapi(app)
     return app
 
 

@@ -1,4 +1,4 @@
-"""The HTTP edge: body size cap, request ids, security headers, error documentation.
+"""The HTTP edge: body size cap, rate limits, request ids, security headers.
 
 These are plain ASGI middlewares rather than ``BaseHTTPMiddleware`` so that
 they never buffer a response (artifact downloads stream) and so that the body
@@ -18,6 +18,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from aiprod.api.ratelimit import RateLimitMiddleware
 from aiprod.errors import error_body
 
 log = logging.getLogger("aiprod.api")
@@ -208,9 +209,13 @@ def install(
     max_body_bytes: int,
     trusted_proxies: list[str],
     upload_paths: dict[str, int] | None = None,
+    rate_limits: bool = False,
 ) -> None:
     """Add the edge middlewares; headers outside the body cap so a 413 carries
     them too, and proxy headers outermost so every layer sees the real client.
+    `rate_limits` adds the rate limits (:mod:`aiprod.api.ratelimit`) between
+    the headers and the body cap: a 429 carries the request id and the
+    hardening headers, and comes before a byte of the body is read.
 
     ``X-Forwarded-*`` is believed only from `trusted_proxies` (the server
     itself never applies uvicorn's default of trusting 127.0.0.1): otherwise a
@@ -219,6 +224,8 @@ def install(
     `upload_paths` maps the paths of upload routes (POST) to their own, larger
     cap: those routes stream to disk and count the bytes themselves."""
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, upload_paths=upload_paths)
+    if rate_limits:
+        app.add_middleware(RateLimitMiddleware)
     app.add_middleware(EdgeHeadersMiddleware)
     if trusted_proxies:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies)

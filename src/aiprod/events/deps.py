@@ -13,7 +13,7 @@ from aiprod.events import auth
 from aiprod.events.bus import EventBus
 from aiprod.events.webhooks.delivery import WebhookDispatcher
 from aiprod.events.webhooks.service import WebhookService
-from aiprod.identity.deps import unauthorized
+from aiprod.identity.deps import limit_user, unauthorized
 from aiprod.identity.permissions import Principal
 from aiprod.settings import Settings
 
@@ -36,6 +36,7 @@ async def _principal(request: Request, token: str | None, ticket: str | None) ->
         raise unauthorized(str(exc), invalid_token=True) from None
     if not auth.may_read(principal):
         raise Forbidden("this credential may not read productions")
+    await limit_user(request, principal)
     return principal
 
 

@@ -90,7 +90,17 @@ async def _authenticated(
     except AuthError as exc:
         raise unauthorized(exc.message, invalid_token=True) from None
     request.state.principal = found.principal
+    await limit_user(request, found.principal)
     return found
+
+
+async def limit_user(request: Request, principal: Principal) -> None:
+    """Count the request under its user where the API's rate limits ask for it
+    (exports and streams: ``aiprod.api.ratelimit`` leaves the check in the
+    request state, under ``rate_limit_user``); raises RateLimited past it."""
+    check = getattr(request.state, "rate_limit_user", None)
+    if check is not None:
+        await check(principal.user_id)
 
 
 @dataclass(frozen=True)

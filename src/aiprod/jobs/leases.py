@@ -6,6 +6,12 @@ SQLite and PostgreSQL) and renew it by heartbeat; a lease that runs out makes
 the job claimable again and the next worker resumes after the last
 checkpoint.  Every call but `claim` and `beat` checks that the lease is still
 the caller's, and raises :class:`LeaseLost` otherwise.
+
+Fair share: the claim serves owners, not the queue.  Among the runnable jobs
+it takes the oldest job of the owner with the fewest jobs running now, and
+among owners with as few, the one whose job a worker took longest ago
+(``claim_turns``): one user's thousand queued productions wait their turn
+behind another user's single one instead of in front of it.
 """
 
 from __future__ import annotations
@@ -15,12 +21,18 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiprod.db.base import utcnow
 from aiprod.jobs.lifecycle import JobLog
 from aiprod.jobs.models import Checkpoint, Job, WorkerBeat
+from aiprod.jobs.quota_models import ClaimTurn
+
+CANDIDATES = 5
+"""Jobs a claim tries in turn when other workers take the first ones."""
 
 
 class LeaseLost(Exception):
@@ -31,24 +43,18 @@ class Leases(JobLog):
     """The worker side of :class:`aiprod.jobs.service.JobService`."""
 
     async def claim(self, worker_id: str) -> Job | None:
-        """Take the oldest runnable job: queued and due, or processing with an
-        expired lease (its worker died).  Compare-and-set keeps two workers from
-        taking the same job on any database."""
+        """Take a runnable job (queued and due, or processing with an expired
+        lease: its worker died), fairly across owners (see the module's
+        docstring).  Compare-and-set keeps two workers from taking the same
+        job on any database; a worker that loses a race tries the next
+        candidate."""
         now = utcnow()
         runnable = or_(
             and_(Job.status == "queued", Job.next_attempt_at <= now),
             and_(Job.status == "processing", Job.lease_expires_at < now),
         )
         async with self.db.session() as s:
-            candidates = (
-                (
-                    await s.execute(
-                        select(Job.id).where(runnable).order_by(Job.next_attempt_at).limit(5)
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            candidates = (await s.execute(_fair_order(runnable, now))).scalars().all()
         for job_id in candidates:
             lease = utcnow() + timedelta(seconds=self.settings.lease_seconds)
             async with self.db.transaction() as s:
@@ -67,6 +73,7 @@ class Leases(JobLog):
                     await self._transition(
                         s, job, "processing", "job.started", {"worker": worker_id}
                     )
+                    await _take_turn(s, job.owner_id)
                     return job
                 # Its worker died holding the lease.  That counts as an attempt,
                 # so a job that kills every worker (OOM, segfault) stops at last.
@@ -87,6 +94,7 @@ class Leases(JobLog):
                 await self._event(
                     s, job, "job.resumed", {"worker": worker_id, "attempt": job.attempts}
                 )
+                await _take_turn(s, job.owner_id)
                 return job
         return None
 
@@ -247,6 +255,58 @@ class Leases(JobLog):
         async with self.db.session() as s:
             q = select(WorkerBeat.heartbeat_at).order_by(WorkerBeat.heartbeat_at.desc()).limit(1)
             return (await s.execute(q)).scalar_one_or_none()
+
+
+def _fair_order(runnable: Any, now: datetime) -> Any:
+    """The ids of the jobs to try, best first: each owner's oldest runnable
+    job, owners with the fewest live leases first, then the owner served
+    longest ago (never served: first), then the oldest job; then each owner's
+    second job in the same order, so a worker that loses the first races
+    still has work.  One query on the claim index, whatever the queue holds
+    per owner."""
+    ranked = (
+        select(
+            Job.id.label("id"),
+            Job.owner_id.label("owner_id"),
+            Job.next_attempt_at.label("due"),
+            func.row_number()
+            .over(partition_by=Job.owner_id, order_by=(Job.next_attempt_at, Job.id))
+            .label("rank"),
+        )
+        .where(runnable)
+        .subquery()
+    )
+    leased = (
+        select(Job.owner_id.label("owner_id"), func.count().label("running"))
+        .where(Job.status == "processing", Job.lease_expires_at >= now)
+        .group_by(Job.owner_id)
+        .subquery()
+    )
+    return (
+        select(ranked.c.id)
+        .outerjoin(leased, leased.c.owner_id == ranked.c.owner_id)
+        .outerjoin(ClaimTurn, ClaimTurn.owner_id == ranked.c.owner_id)
+        .where(ranked.c.rank <= 2)
+        .order_by(
+            ranked.c.rank,
+            func.coalesce(leased.c.running, 0),
+            ClaimTurn.claimed_at.asc().nulls_first(),
+            ranked.c.due,
+            ranked.c.id,
+        )
+        .limit(CANDIDATES)
+    )
+
+
+async def _take_turn(s: AsyncSession, owner_id: uuid.UUID) -> None:
+    """Record that `owner_id` was served now (in the claim's transaction)."""
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    await s.execute(
+        insert(ClaimTurn)
+        .values(owner_id=owner_id, claimed_at=now)
+        .on_conflict_do_update(index_elements=["owner_id"], set_={"claimed_at": now})
+    )
 
 
 __all__ = ["LeaseLost", "Leases"]

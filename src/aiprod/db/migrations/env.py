@@ -10,7 +10,8 @@ from sqlalchemy.engine import Connection
 
 import aiprod.events.models
 import aiprod.identity.models
-import aiprod.jobs.models  # noqa: F401  (register tables)
+import aiprod.jobs.models
+import aiprod.jobs.quota_models  # noqa: F401  (register tables)
 from aiprod.db.base import Base, declared
 from aiprod.db.engine import make_engine
 

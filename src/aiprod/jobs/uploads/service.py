@@ -24,6 +24,7 @@ from aiprod.db.engine import Database
 from aiprod.db.paging import newest_first
 from aiprod.errors import Conflict, Invalid, NotFound, TooLarge
 from aiprod.jobs.models import Job, MediaFile
+from aiprod.jobs.quotas import Quotas
 from aiprod.jobs.uploads.formats import SUFFIXES, Sniffed
 from aiprod.jobs.uploads.inspect import MediaInfo
 from aiprod.jobs.uploads.receive import Received
@@ -96,21 +97,24 @@ class MediaService:
         return row
 
     async def _check_quota(self, owner_id: uuid.UUID, size: int) -> None:
+        """The uploads' own cap (413, ``AIPROD_MEDIA_QUOTA_BYTES``), then the
+        user's storage quota over productions and uploads together (403,
+        :mod:`aiprod.jobs.quotas`)."""
         quota = self.settings.media_quota_bytes
-        if quota <= 0:
-            return
         async with self.db.session() as s:
-            used = await s.scalar(
-                select(func.coalesce(func.sum(MediaFile.bytes), 0)).where(
-                    MediaFile.owner_id == owner_id
+            if quota > 0:
+                used = await s.scalar(
+                    select(func.coalesce(func.sum(MediaFile.bytes), 0)).where(
+                        MediaFile.owner_id == owner_id
+                    )
                 )
-            )
-        if int(used or 0) + size > quota:
-            raise TooLarge(
-                f"your uploads would exceed your quota of {quota} bytes; delete some first",
-                "quota_exceeded",
-                details={"quota_bytes": quota, "used_bytes": int(used or 0)},
-            )
+                if int(used or 0) + size > quota:
+                    raise TooLarge(
+                        f"your uploads would exceed your quota of {quota} bytes; delete some first",
+                        "quota_exceeded",
+                        details={"quota_bytes": quota, "used_bytes": int(used or 0)},
+                    )
+            await Quotas(self.settings).check_upload(s, owner_id, size)
 
     async def delete(self, media_id: uuid.UUID, owner_id: uuid.UUID | None) -> None:
         """Remove the upload and its bytes, unless a production still needs it."""
