@@ -42,14 +42,18 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    and_,
     cast,
     column,
+    exists,
     false,
     literal,
     literal_column,
+    or_,
     select,
     table,
     text,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.engine import Connection
@@ -199,14 +203,38 @@ def _by_reading(readings: dict[str, str | None]) -> dict[str, list[str]]:
     return groups
 
 
-def sqlite_match(query: TextQuery) -> str | None:
-    """The FTS5 MATCH expression for `query` (None: it can match nothing)."""
-    branches = []
+def sqlite_branches(query: TextQuery) -> list[tuple[str, list[str] | None]]:
+    """(FTS5 MATCH expression, the configurations it is for; None: every one)
+    for each distinct reading of `query`.  The language is checked on the
+    matching rows, not in the MATCH: a language's doclist holds most rows."""
     readings = {c: _sqlite_reading(query, c) for c in ALL_CONFIGS}
-    for reading, configs in _by_reading(readings).items():
-        langs = " OR ".join(f'lang : "{c}"' for c in configs)
-        branches.append(f"(({langs}) AND {reading})")
-    return " OR ".join(branches) or None
+    groups = _by_reading(readings)
+    return [
+        (reading, None if len(configs) == len(ALL_CONFIGS) else configs)
+        for reading, configs in groups.items()
+    ]
+
+
+def _matches(reading: str) -> ColumnElement[bool]:
+    return literal_column(FTS_TABLE).op("MATCH")(reading)
+
+
+def _sqlite_condition(query: TextQuery, job_id: Any, per_row: bool) -> ColumnElement[bool]:
+    branches = sqlite_branches(query)
+    if not branches:
+        return false()
+    if per_row:  # this job's row of the index, tested against each reading
+        options = []
+        for reading, configs in branches:
+            hit = exists(select(_fts.c.rowid).where(_matches(reading), _fts.c.rowid == _rows.c.id))
+            options.append(and_(_rows.c.lang.in_(configs), hit) if configs else hit)
+        return exists(select(_rows.c.id).where(_rows.c.job_id == job_id, or_(*options)))
+    parts = []
+    for reading, configs in branches:
+        hits = select(_fts.c.rowid).where(_matches(reading))
+        part = select(_rows.c.job_id).where(_rows.c.id.in_(hits))
+        parts.append(part.where(_rows.c.lang.in_(configs)) if configs else part)
+    return job_id.in_(parts[0] if len(parts) == 1 else union_all(*parts))  # type: ignore[no-any-return]
 
 
 async def pg_tsquery(session: AsyncSession, query: TextQuery) -> str | None:
@@ -224,16 +252,15 @@ async def pg_tsquery(session: AsyncSession, query: TextQuery) -> str | None:
     return " | ".join(branches) or None
 
 
-async def condition(session: AsyncSession, query: TextQuery, job_id: Any) -> ColumnElement[bool]:
-    """A WHERE condition on jobs: the job (`job_id`, its id column) matches `query`."""
+async def condition(
+    session: AsyncSession, query: TextQuery, job_id: Any, per_row: bool = False
+) -> ColumnElement[bool]:
+    """A WHERE condition on jobs: the job (`job_id`, its id column) matches
+    `query`.  On SQLite, `per_row` tests each job on its own (for a few rows
+    already chosen) instead of listing every match first."""
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
-        match = sqlite_match(query)
-        if match is None:
-            return false()
-        hits = select(_fts.c.rowid).where(literal_column(FTS_TABLE).op("MATCH")(match))
-        rows = select(_rows.c.job_id).where(_rows.c.id.in_(hits))
-        return job_id.in_(rows)  # type: ignore[no-any-return]
+        return _sqlite_condition(query, job_id, per_row)
     tsquery = await pg_tsquery(session, query)
     if tsquery is None:
         return false()

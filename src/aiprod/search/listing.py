@@ -196,6 +196,7 @@ class Plan:
     conditions: list[ColumnElement[bool]]
     scope: list[ColumnElement[bool]]  # the owner's: the sort index answers them
     windowed: bool = False  # SQLite: try the first WINDOW rows in order first
+    in_window: list[ColumnElement[bool]] = field(default_factory=list)  # their conditions
 
 
 async def plan(s: AsyncSession, prepared: Prepared) -> Plan:
@@ -209,13 +210,21 @@ async def plan(s: AsyncSession, prepared: Prepared) -> Plan:
     (the reverse).  So a filtered page on SQLite is read in two steps: among
     the next `WINDOW` rows in sort order (a walk of the sort's index, bounded);
     and only if fewer than a page match there, which means matches are rarer
-    than one in ``WINDOW / limit``, through the filter's index, sorted.
-    PostgreSQL keeps statistics of value ranges and plans this itself."""
+    than one in ``WINDOW / limit``, through the filter's index, sorted.  The
+    same holds for full text: a common word's matches are many, and the
+    window tests its rows one by one rather than listing them all.
+    PostgreSQL keeps statistics of value ranges (and of lexemes) and plans
+    this itself."""
     conditions = list(prepared.conditions)
+    in_window = list(prepared.conditions)
     if prepared.text:
         conditions.append(await fulltext.condition(s, prepared.text, Job.id))
-    sqlite = s.get_bind().dialect.name == "sqlite"
-    return Plan(conditions, prepared.scope, windowed=sqlite and prepared.filtered)
+    if s.get_bind().dialect.name != "sqlite":
+        return Plan(conditions, prepared.scope)
+    if prepared.text:
+        in_window.append(await fulltext.condition(s, prepared.text, Job.id, per_row=True))
+    windowed = prepared.filtered or bool(prepared.text)
+    return Plan(conditions, prepared.scope, windowed, in_window)
 
 
 def _phases(prepared: Prepared, position: Position | None) -> list[bool]:
@@ -256,7 +265,7 @@ def statement(
     found and ordered first (the sort handles keys, not whole rows with their
     documents); then those rows are read by primary key.  `window`: only among
     the next WINDOW rows of the owner's (or everyone's) in sort order."""
-    conditions = list(plan.conditions)
+    conditions = list(plan.in_window if window else plan.conditions)
     if window:
         walk = _range(prepared, plan.scope, position, in_nulls, True, WINDOW)
         conditions.append(Job.id.in_(walk))
