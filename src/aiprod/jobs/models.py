@@ -63,7 +63,13 @@ class Job(Base):
         Index("ix_jobs_claim", "status", "next_attempt_at"),
         *(Index(f"ix_jobs_owner_{_short(c)}", "owner_id", c, "id") for c in SORT_COLUMNS[1:]),
         Index("ix_jobs_owner_status", "owner_id", "status", "created_at", "id"),
-        *(Index(f"ix_jobs_{_short(c)}", c, "id") for c in SORT_COLUMNS),
+        Index("ix_jobs_created", "created_at", "id"),
+        # A range on one of these with the default order reads the index alone
+        # on PostgreSQL (created_at included) and sorts the matches' keys.
+        *(
+            Index(f"ix_jobs_{_short(c)}", c, "id", postgresql_include=["created_at"])
+            for c in SORT_COLUMNS[1:]
+        ),
         *(Index(f"ix_jobs_{c}_created", c, "created_at", "id") for c in FILTER_COLUMNS),
     )
 

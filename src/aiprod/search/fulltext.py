@@ -245,8 +245,11 @@ async def pg_tsquery(session: AsyncSession, query: TextQuery) -> str | None:
         f"CAST(to_tsquery(CAST('{c}' AS regconfig), :q) AS text)" for c in ALL_CONFIGS
     )
     row = (await session.execute(text(f"SELECT {columns}"), {"q": source})).one()
+    groups = _by_reading(dict(zip(ALL_CONFIGS, row, strict=True)))
+    if len(groups) == 1 and len(next(iter(groups.values()))) == len(ALL_CONFIGS):
+        return next(iter(groups))  # every language reads it alike: no language lexeme
     branches = []
-    for reading, configs in _by_reading(dict(zip(ALL_CONFIGS, row, strict=True))).items():
+    for reading, configs in groups.items():
         langs = " | ".join(f"'{language_lexeme(c)}'" for c in configs)
         branches.append(f"( ({langs}) & ({reading}) )")
     return " | ".join(branches) or None
