@@ -47,6 +47,7 @@ from sqlalchemy import (
     column,
     exists,
     false,
+    func,
     literal,
     literal_column,
     or_,
@@ -235,6 +236,26 @@ def _sqlite_condition(query: TextQuery, job_id: Any, per_row: bool) -> ColumnEle
         part = select(_rows.c.job_id).where(_rows.c.id.in_(hits))
         parts.append(part.where(_rows.c.lang.in_(configs)) if configs else part)
     return job_id.in_(parts[0] if len(parts) == 1 else union_all(*parts))  # type: ignore[no-any-return]
+
+
+async def sqlite_matches(session: AsyncSession, query: TextQuery, cap: int) -> int:
+    """About how many rows match `query` (the largest reading's count, taken
+    from the index's own lists and counted no further than `cap`: cheap,
+    however common the words)."""
+    most = 0
+    for reading, _ in sqlite_branches(query):
+        hits = select(_fts.c.rowid).where(_matches(reading)).limit(cap).subquery()
+        most = max(
+            most, (await session.execute(select(func.count()).select_from(hits))).scalar_one()
+        )
+        if most >= cap:
+            break
+    return most
+
+
+async def sqlite_rows(session: AsyncSession) -> int:
+    """About how many jobs the index holds (its largest key: no count)."""
+    return int((await session.execute(select(func.max(_rows.c.id)))).scalar_one() or 0)
 
 
 async def pg_tsquery(session: AsyncSession, query: TextQuery) -> str | None:

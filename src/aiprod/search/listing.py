@@ -49,6 +49,7 @@ SORTS = tuple(f"{sign}{name}" for name in _SORTS for sign in ("", "-"))
 DEFAULT_SORT = "-created"
 _NULLABLE = {"completed"}
 WINDOW = 2000  # SQLite: rows of a page's sort order tried before the filter's index
+COMMON = 5000  # SQLite: full text matching more rows (and 2 % of all) is tested row by row
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -197,6 +198,7 @@ class Plan:
     scope: list[ColumnElement[bool]]  # the owner's: the sort index answers them
     windowed: bool = False  # SQLite: try the first WINDOW rows in order first
     in_window: list[ColumnElement[bool]] = field(default_factory=list)  # their conditions
+    sort_by_index: bool = True  # False: SQLite reads the matches first, then sorts them
 
 
 async def plan(s: AsyncSession, prepared: Prepared) -> Plan:
@@ -210,9 +212,10 @@ async def plan(s: AsyncSession, prepared: Prepared) -> Plan:
     (the reverse).  So a filtered page on SQLite is read in two steps: among
     the next `WINDOW` rows in sort order (a walk of the sort's index, bounded);
     and only if fewer than a page match there, which means matches are rarer
-    than one in ``WINDOW / limit``, through the filter's index, sorted.  The
-    same holds for full text: a common word's matches are many, and the
-    window tests its rows one by one rather than listing them all.
+    than one in ``WINDOW / limit``, through the filter's index, sorted.  Full
+    text decides by its own count (to `COMMON`, from the index's lists): a
+    rare word's matches are listed, joined and sorted; a common word's are
+    too many for that, and the window tests its rows one by one instead.
     PostgreSQL keeps statistics of value ranges (and of lexemes) and plans
     this itself."""
     conditions = list(prepared.conditions)
@@ -221,10 +224,15 @@ async def plan(s: AsyncSession, prepared: Prepared) -> Plan:
         conditions.append(await fulltext.condition(s, prepared.text, Job.id))
     if s.get_bind().dialect.name != "sqlite":
         return Plan(conditions, prepared.scope)
+    windowed = prepared.filtered
     if prepared.text:
         in_window.append(await fulltext.condition(s, prepared.text, Job.id, per_row=True))
-    windowed = prepared.filtered or bool(prepared.text)
-    return Plan(conditions, prepared.scope, windowed, in_window)
+        # Testing rows one by one pays when one row in WINDOW / (2 * page)
+        # matches; a rarer word's matches are fewer to list than to test.
+        common = max(COMMON, await fulltext.sqlite_rows(s) // (WINDOW // 40))
+        windowed = await fulltext.sqlite_matches(s, prepared.text, common) >= common
+    selective = prepared.filtered or bool(prepared.text)
+    return Plan(conditions, prepared.scope, windowed, in_window, sort_by_index=not selective)
 
 
 def _phases(prepared: Prepared, position: Position | None) -> list[bool]:
@@ -269,8 +277,7 @@ def statement(
     if window:
         walk = _range(prepared, plan.scope, position, in_nulls, True, WINDOW)
         conditions.append(Job.id.in_(walk))
-    by_index = not plan.windowed or window
-    ids = _range(prepared, conditions, position, in_nulls, by_index, limit)
+    ids = _range(prepared, conditions, position, in_nulls, window or plan.sort_by_index, limit)
     return select(Job).where(Job.id.in_(ids)).order_by(*prepared.sort.order(in_nulls))
 
 
