@@ -282,7 +282,7 @@ async def load_postgres(url: str, rows: int) -> float:
             done += len(batch)
             if done % 100_000 == 0:
                 print(f"  postgresql: {done:,} staged, {time.perf_counter() - start:.0f} s")
-        vector = fulltext.pg_vector("doc_config", "doc_title", "doc_body", "'~' || doc_config")
+        vector = fulltext.pg_vector("doc_config", "doc_title", "doc_body")
         await conn.execute(
             f"INSERT INTO jobs ({', '.join(columns)}, {fulltext.PG_COLUMN}) "
             f"SELECT {', '.join(columns)}, {vector} FROM bench_staging"

@@ -2,9 +2,10 @@
 
 PostgreSQL: ``jobs.fts``, a ``tsvector`` with a GIN index.  It holds the title
 (weight A) and the body read by the production's text-search configuration
-(``english``, ``french``, … ``simple``), plus one lexeme naming that
-configuration (``~french``), so a single GIN scan can ask "an English
-production with 'run' or a French one with 'courir'".
+(``english``, ``french``, … ``simple``, chosen by ``jobs.language``); a
+query asks one GIN scan per distinct reading of its words ("an English
+production with 'run', or a French one with 'running'"), the language
+checked on the rows found.
 
 SQLite: an FTS5 table ``jobs_fts`` (columns lang, title, body; external
 content) over ``jobs_fts_rows``, which holds one row per job with the words
@@ -60,7 +61,7 @@ from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from aiprod.search.text import ALL_CONFIGS, Document, stem
+from aiprod.search.text import ALL_CONFIGS, CONFIGS, SIMPLE, Document, stem
 
 FTS_TABLE = "jobs_fts"
 ROWS_TABLE = "jobs_fts_rows"
@@ -83,19 +84,16 @@ _fts = table(FTS_TABLE, column("rowid"))
 # ------------------------------------------------------------------ writing
 
 
-def pg_vector(config: str, title: str, body: str, lexeme: str) -> str:
+def pg_vector(config: str, title: str, body: str) -> str:
     """The SQL of a job's tsvector from these SQL expressions (parameters or
-    columns): the title with weight A, the body, the configuration's lexeme."""
+    columns): the title with weight A, then the body."""
     cfg = f"CAST({config} AS regconfig)"
-    return (
-        f"setweight(to_tsvector({cfg}, {title}), 'A') || to_tsvector({cfg}, {body}) "
-        f"|| array_to_tsvector(ARRAY[{lexeme}])"
-    )
+    return f"setweight(to_tsvector({cfg}, {title}), 'A') || to_tsvector({cfg}, {body})"
 
 
 PG_UPDATE = (
     f"UPDATE jobs SET {PG_COLUMN} = "  # noqa: S608
-    + pg_vector(":config", ":title", ":body", ":lexeme")
+    + pg_vector(":config", ":title", ":body")
     + " WHERE id = :id"
 )
 SQLITE_UPSERT = (
@@ -103,11 +101,6 @@ SQLITE_UPSERT = (
     "VALUES (:id, :config, :title, :body) ON CONFLICT (job_id) DO UPDATE SET "
     "lang = excluded.lang, title = excluded.title, body = excluded.body"
 )
-
-
-def language_lexeme(config: str) -> str:
-    """The lexeme that names a production's configuration in its tsvector."""
-    return f"~{config}"
 
 
 def _params(dialect: str, job_id: uuid.UUID, doc: Document) -> dict[str, Any]:
@@ -119,7 +112,6 @@ def _params(dialect: str, job_id: uuid.UUID, doc: Document) -> dict[str, Any]:
         "config": doc.config,
         "title": doc.title,
         "body": doc.body,
-        "lexeme": language_lexeme(doc.config),
     }
 
 
@@ -258,35 +250,47 @@ async def sqlite_rows(session: AsyncSession) -> int:
     return int((await session.execute(select(func.max(_rows.c.id)))).scalar_one() or 0)
 
 
-async def pg_tsquery(session: AsyncSession, query: TextQuery) -> str | None:
-    """The tsquery (as text) for `query`: one round trip has PostgreSQL read
-    the words in every configuration (None: it can match nothing)."""
+async def pg_readings(session: AsyncSession, query: TextQuery) -> dict[str, list[str]]:
+    """Each distinct tsquery (as text) that `query` is in some configuration,
+    with those configurations: one round trip has PostgreSQL read the words in
+    every configuration.  Empty: only stop words, which match nothing."""
     source = _pg_input(query)
     columns = ", ".join(
         f"CAST(to_tsquery(CAST('{c}' AS regconfig), :q) AS text)" for c in ALL_CONFIGS
     )
     row = (await session.execute(text(f"SELECT {columns}"), {"q": source})).one()
-    groups = _by_reading(dict(zip(ALL_CONFIGS, row, strict=True)))
-    if len(groups) == 1 and len(next(iter(groups.values()))) == len(ALL_CONFIGS):
-        return next(iter(groups))  # every language reads it alike: no language lexeme
-    branches = []
-    for reading, configs in groups.items():
-        langs = " | ".join(f"'{language_lexeme(c)}'" for c in configs)
-        branches.append(f"( ({langs}) & ({reading}) )")
-    return " | ".join(branches) or None
+    return _by_reading(dict(zip(ALL_CONFIGS, row, strict=True)))
+
+
+def _read_by(configs: list[str], language: Any) -> ColumnElement[bool] | None:
+    """`jobs.language` is read by one of `configs` (None: by any)."""
+    if len(configs) == len(ALL_CONFIGS):
+        return None
+    codes = [code for code, name in CONFIGS.items() if name in configs]
+    if SIMPLE not in configs:
+        return language.in_(codes)  # type: ignore[no-any-return]
+    others = [code for code, name in CONFIGS.items() if name not in configs]
+    return language.not_in(others)  # type: ignore[no-any-return]
 
 
 async def condition(
-    session: AsyncSession, query: TextQuery, job_id: Any, per_row: bool = False
+    session: AsyncSession,
+    query: TextQuery,
+    job_id: Any,
+    language_column: Any = None,
+    per_row: bool = False,
 ) -> ColumnElement[bool]:
     """A WHERE condition on jobs: the job (`job_id`, its id column) matches
-    `query`.  On SQLite, `per_row` tests each job on its own (for a few rows
-    already chosen) instead of listing every match first."""
+    `query` (in the language of its `language_column`, PostgreSQL).  On SQLite,
+    `per_row` tests each job on its own (for a few rows already chosen)
+    instead of listing every match first."""
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         return _sqlite_condition(query, job_id, per_row)
-    tsquery = await pg_tsquery(session, query)
-    if tsquery is None:
-        return false()
     vector: ColumnElement[Any] = literal_column(f"jobs.{PG_COLUMN}")
-    return vector.op("@@")(cast(literal(tsquery), TSQUERY))
+    options = []
+    for reading, configs in (await pg_readings(session, query)).items():
+        match = vector.op("@@")(cast(literal(reading), TSQUERY))
+        language = _read_by(configs, language_column)
+        options.append(match if language is None else and_(language, match))
+    return or_(*options) if options else false()

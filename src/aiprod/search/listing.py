@@ -49,7 +49,8 @@ SORTS = tuple(f"{sign}{name}" for name in _SORTS for sign in ("", "-"))
 DEFAULT_SORT = "-created"
 _NULLABLE = {"completed"}
 WINDOW = 2000  # SQLite: rows of a page's sort order tried before the filter's index
-COMMON = 5000  # SQLite: full text matching more rows (and 2 % of all) is tested row by row
+COMMON = 5000  # SQLite: full text matching more rows (and one in DENSE) is tested row by row
+DENSE = 50
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -221,15 +222,17 @@ async def plan(s: AsyncSession, prepared: Prepared) -> Plan:
     conditions = list(prepared.conditions)
     in_window = list(prepared.conditions)
     if prepared.text:
-        conditions.append(await fulltext.condition(s, prepared.text, Job.id))
+        conditions.append(await fulltext.condition(s, prepared.text, Job.id, Job.language))
     if s.get_bind().dialect.name != "sqlite":
         return Plan(conditions, prepared.scope)
     windowed = prepared.filtered
     if prepared.text:
-        in_window.append(await fulltext.condition(s, prepared.text, Job.id, per_row=True))
+        in_window.append(
+            await fulltext.condition(s, prepared.text, Job.id, Job.language, per_row=True)
+        )
         # Testing rows one by one pays when one row in WINDOW / (2 * page)
         # matches; a rarer word's matches are fewer to list than to test.
-        common = max(COMMON, await fulltext.sqlite_rows(s) // (WINDOW // 40))
+        common = max(COMMON, await fulltext.sqlite_rows(s) // DENSE)
         windowed = await fulltext.sqlite_matches(s, prepared.text, common) >= common
     selective = prepared.filtered or bool(prepared.text)
     return Plan(conditions, prepared.scope, windowed, in_window, sort_by_index=not selective)

@@ -88,7 +88,7 @@ SQLITE_INDEX = (
 )
 PG_INDEX = (
     "UPDATE jobs SET fts = setweight(to_tsvector(CAST(:config AS regconfig), :title), 'A') "
-    "|| to_tsvector(CAST(:config AS regconfig), :body) || array_to_tsvector(ARRAY[:lexeme]) "
+    "|| to_tsvector(CAST(:config AS regconfig), :body) "
     "WHERE id = :id"
 )
 
@@ -134,7 +134,6 @@ def _backfill(conn: sa.Connection) -> None:
             else:
                 params.append(
                     {"id": r.id, "config": doc.config, "title": doc.title, "body": doc.body}
-                    | {"lexeme": f"~{doc.config}"}
                 )
         conn.execute(sa.text(SQLITE_INDEX if sqlite else PG_INDEX), params)
 
