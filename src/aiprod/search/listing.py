@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, and_, literal_column, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiprod.db.engine import Database
@@ -127,11 +127,11 @@ def prepare(search: Search) -> Prepared:
     conditions += scope
     if search.status is not None:
         conditions.append(Job.status == search.status)
-    text = compiled.text & _query_words(search.q)
-    if text.word_count() > MAX_WORDS:
+    full_text = compiled.text & _query_words(search.q)
+    if full_text.word_count() > MAX_WORDS:
         raise InvalidFilter("q", 0, f"at most {MAX_WORDS} words with the title's", "more")
     filtered = bool(compiled.conditions) or search.status is not None
-    return Prepared(search, _sort(search.sort), conditions, text, filtered, scope)
+    return Prepared(search, _sort(search.sort), conditions, full_text, filtered, scope)
 
 
 # ------------------------------------------------------------------ cursors
@@ -287,6 +287,11 @@ def statement(
 async def _rows(
     s: AsyncSession, prepared: Prepared, plan: Plan, position: Position | None, limit: int
 ) -> list[Job]:
+    if s.get_bind().dialect.name == "postgresql":
+        # A prepared statement's generic plan knows neither the owner (one with
+        # 60,000 rows is planned as the average one) nor the words: plan each
+        # page for its own values.
+        await s.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     rows: list[Job] = []
     for in_nulls in _phases(prepared, position):
         wanted = limit - len(rows)
