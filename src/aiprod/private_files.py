@@ -24,14 +24,20 @@ FILE_MODE = 0o600
 
 
 def _tighten(path: Path, mode: int) -> None:
-    current = stat.S_IMODE(path.stat().st_mode)
+    info = path.stat()
+    current = stat.S_IMODE(info.st_mode)
+    if path.is_dir() and (current & stat.S_ISVTX or info.st_uid != os.geteuid()):
+        # A shared folder (/tmp, sticky) or someone else's holds the file; it
+        # is not ours to close: the file itself is made private instead.
+        return
     if current & 0o077:
         os.chmod(path, current & ~0o077 | (mode & 0o700))
         log.warning("%s was accessible to other users (mode %o); now %o", path, current, mode)
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` (and missing parents) with mode 0700; tighten it if it exists."""
+    """Create `path` (and missing parents) with mode 0700; tighten it if it exists
+    and is this user's own (a sticky shared folder such as /tmp is left as it is)."""
     missing = []
     p = path
     while not p.exists():

@@ -72,3 +72,15 @@ async def test_the_app_makes_its_data_folder_private(tmp_path: Path) -> None:
     assert all(mode(p) & 0o077 == 0 for p in data.rglob("*")), {
         str(p.relative_to(data)): oct(mode(p)) for p in data.rglob("*")
     }
+
+
+def test_a_database_in_a_shared_sticky_folder_leaves_the_folder_alone(tmp_path: Path) -> None:
+    """`sqlite:////tmp/x.db` must not close /tmp to every other user: a sticky
+    (shared) folder keeps its mode, the database file itself is private."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    url = f"sqlite+aiosqlite:///{shared / 'aiprod.db'}"
+    migrate.upgrade(url)
+    assert mode(shared) == 0o1777
+    assert mode(shared / "aiprod.db") == 0o600
