@@ -12,6 +12,12 @@ would; the full-text documents are the ones the service writes
 ``to_tsvector`` in the production's configuration for PostgreSQL).
 Statistics are gathered (ANALYZE), as a running database has them.
 
+Then the bulk export (``GET /v1/productions/export``'s generator,
+:func:`aiprod.exports.listing.lines`) streams every row as CSV to nowhere in
+a child process, which reports its peak RSS beside that of a child that only
+reads one page (the baseline): constant memory means the two stay close
+whatever ``--rows`` is.
+
 Then a fixed set of listings runs through the code the API runs
 (:func:`aiprod.search.listing.page`, 20 rows a page): single filters,
 ranges, combinations, full text, full text with filters, sorts, and deep
@@ -30,8 +36,11 @@ import argparse
 import asyncio
 import json
 import random
+import resource
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -48,6 +57,7 @@ from sqlalchemy.schema import CreateIndex
 
 from aiprod.db.engine import Database
 from aiprod.db.migrate import upgrade_async
+from aiprod.exports.listing import lines
 from aiprod.jobs.models import Job
 from aiprod.search import fulltext, listing
 from aiprod.search.columns import derive
@@ -393,6 +403,48 @@ async def measure(url: str, runs: int) -> list[tuple[str, float, float, int]]:
     return results
 
 
+async def _export_child(url: str, mode: str) -> None:
+    """In a child process: stream the whole listing (``export``) or read one page
+    (``baseline``), then print rows, bytes, seconds and the peak RSS as JSON."""
+    db = Database(url)
+    start = time.perf_counter()
+    rows = size = 0
+    try:
+        if mode == "export":
+            async for line in lines(db, listing.Search(None), "csv"):
+                rows += 1
+                size += len(line)
+            rows -= 1  # the header
+        else:
+            found, _ = await listing.page(db, listing.prepare(listing.Search(None)), 20, None)
+            rows = len(found)
+    finally:
+        await db.dispose()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"rows": rows, "bytes": size, "seconds": time.perf_counter() - start,
+                      "peak_mb": peak_kb / 1024}))  # fmt: skip
+
+
+def measure_export(url: str) -> None:
+    """The bulk export's peak RSS against a one-page read's, each in a fresh child."""
+    found = {}
+    for mode in ("baseline", "export"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--export-child", mode, "--url", url],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        found[mode] = json.loads(out.strip().splitlines()[-1])
+    e, b = found["export"], found["baseline"]
+    print(
+        f"  bulk export (CSV, every row): {e['rows']:,} rows, {e['bytes'] / 1e6:.0f} MB in "
+        f"{e['seconds']:.1f} s ({e['rows'] / e['seconds']:,.0f} rows/s); peak RSS "
+        f"{e['peak_mb']:.0f} MB vs {b['peak_mb']:.0f} MB reading one page",
+        flush=True,
+    )
+
+
 def report(name: str, results: list[tuple[str, float, float, int]], load_s: float) -> None:
     p50s = [r[1] for r in results]
     p95s = [r[2] for r in results]
@@ -414,6 +466,7 @@ async def run_postgres(args: argparse.Namespace) -> None:
         await upgrade_async(url_s)
         print(f"PostgreSQL: loading {args.rows:,} productions …", flush=True)
         load_s = await load_postgres(url_s, args.rows)
+        await asyncio.to_thread(measure_export, url_s)
         results = await measure(url_s, args.runs)
         report("PostgreSQL", results, load_s)
     finally:
@@ -434,6 +487,7 @@ async def run_sqlite(args: argparse.Namespace) -> None:
         print(f"SQLite: loading {args.rows:,} productions …", flush=True)
         load_s = await asyncio.to_thread(load_sqlite, path, args.rows)
         print(f"  file: {path.stat().st_size / 1e9:.2f} GB")
+        await asyncio.to_thread(measure_export, url)
         results = await measure(url, args.runs)
         report("SQLite", results, load_s)
     finally:
@@ -452,7 +506,12 @@ def main() -> None:
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--export-child", choices=["export", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.export_child:
+        asyncio.run(_export_child(args.url, args.export_child))
+        return
     if args.only != "postgresql":
         asyncio.run(run_sqlite(args))
     if args.only != "sqlite":

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aiprod.exports.writers import cell, csv_bytes, iter_csv, iter_ndjson, json_bytes
+from aiprod.exports.writers import cell, csv_bytes, csv_line, iter_csv, json_bytes, ndjson_line
 
 
 def test_csv_reads_back_with_the_stdlib() -> None:
@@ -52,10 +52,11 @@ def test_rows_must_fit_the_header() -> None:
 def test_csv_streams_line_by_line() -> None:
     lines = list(iter_csv(("a",), ([i] for i in range(3))))
     assert lines == [b"a\r\n", b"0\r\n", b"1\r\n", b"2\r\n"]
+    assert csv_line(["x,y", "=1+1", None]) == b'"x,y",\'=1+1,\r\n'
 
 
 def test_ndjson_and_json() -> None:
-    lines = b"".join(iter_ndjson([{"a": "é"}, [1]])).decode().splitlines()
+    lines = b"".join(ndjson_line(i) for i in [{"a": "é"}, [1]]).decode().splitlines()
     assert [json.loads(x) for x in lines] == [{"a": "é"}, [1]]
     assert json.loads(json_bytes({"b": 1, "a": 2})) == {"b": 1, "a": 2}
     assert json_bytes({"b": 1}) == json_bytes({"b": 1})

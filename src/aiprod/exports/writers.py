@@ -71,15 +71,20 @@ def iter_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[b
         yield line.take()
 
 
+def csv_line(row: Sequence[Any]) -> bytes:
+    """One row as an encoded CSV line (the bulk export writes them one by one)."""
+    line = _Line()
+    csv.writer(line.buf, lineterminator="\r\n").writerow([cell(v) for v in row])
+    return line.take()
+
+
 def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
     return b"".join(iter_csv(header, rows))
 
 
-def iter_ndjson(items: Iterable[Any]) -> Iterator[bytes]:
-    """One compact JSON document per line (``application/x-ndjson``)."""
-    for item in items:
-        yield json.dumps(item, ensure_ascii=False, separators=(",", ":"), default=str).encode()
-        yield b"\n"
+def ndjson_line(item: Any) -> bytes:
+    """One compact JSON document and its newline (``application/x-ndjson``)."""
+    return json.dumps(item, ensure_ascii=False, separators=(",", ":"), default=str).encode() + b"\n"
 
 
 def json_bytes(document: Any) -> bytes:
@@ -88,4 +93,4 @@ def json_bytes(document: Any) -> bytes:
     return json.dumps(document, ensure_ascii=False, indent=2, default=str).encode() + b"\n"
 
 
-__all__ = ["cell", "csv_bytes", "iter_csv", "iter_ndjson", "json_bytes"]
+__all__ = ["cell", "csv_bytes", "csv_line", "iter_csv", "json_bytes", "ndjson_line"]

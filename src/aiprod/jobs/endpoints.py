@@ -49,9 +49,8 @@ from aiprod.jobs.schemas import (
 )
 from aiprod.production.cost import BudgetExceeded, CostEstimate
 from aiprod.production.models import ProductionRequest, Storyboard
-from aiprod.search import docs as search_docs
 from aiprod.search import listing
-from aiprod.search.docs import SortName
+from aiprod.search.docs import FilterParam, QParam, SortParam
 
 router = APIRouter(prefix="/v1/productions", tags=["productions"])
 
@@ -140,11 +139,9 @@ async def list_productions(
     limit: PageSize = 20,
     cursor: PageCursor = None,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
-    filter_: Annotated[
-        str, Query(alias="filter", max_length=2000, description=search_docs.FILTER)
-    ] = "",
-    q: Annotated[str, Query(max_length=500, description=search_docs.Q)] = "",
-    sort: Annotated[SortName, Query(description=search_docs.SORT)] = "-created",
+    filter_: FilterParam = "",
+    q: QParam = "",
+    sort: SortParam = "-created",
 ) -> JobPage:
     """Your productions (admins: everyone's), newest first unless `sort` says
     otherwise, a page at a time, narrowed by `filter` and `q`.  The cursor

@@ -3,7 +3,9 @@ says the same at length); kept beside the code that reads them."""
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
+
+from fastapi import Query
 
 from aiprod.search.listing import SORTS
 
@@ -54,3 +56,9 @@ must appear, in any form of it (stemming in the production's language, e.g.
 SORT = """The order: a field, `-` first for descending.  Default `-created` (newest
 first).  Rows without a `completed` time come last either way.  The cursor
 belongs to the sort it was made with."""
+
+
+FilterParam = Annotated[str, Query(alias="filter", max_length=2000, description=FILTER)]
+QParam = Annotated[str, Query(max_length=500, description=Q)]
+SortParam = Annotated[SortName, Query(description=SORT)]
+"""The listing's search parameters, declared once for the listing and its bulk export."""
