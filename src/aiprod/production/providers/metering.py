@@ -82,12 +82,6 @@ class Meter:
             self.charges.append(item)
         return item
 
-    def by_stage(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for c in self.charges:
-            out[c.stage] = round(out.get(c.stage, 0.0) + c.cost, 8)
-        return out
-
 
 _current: contextvars.ContextVar[Meter | None] = contextvars.ContextVar("meter", default=None)
 
