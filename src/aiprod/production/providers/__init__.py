@@ -117,5 +117,7 @@ def client_for(
                 auth_params=auth_params,
                 key_required=key_required and name not in KEYLESS,
             )
+            for key in [k for k in _clients if k[0] == name]:  # configured anew: let go
+                _clients.pop(key).close()
             _clients[(name, fingerprint)] = client
         return client
