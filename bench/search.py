@@ -12,7 +12,7 @@ would; the full-text documents are the ones the service writes
 ``to_tsvector`` in the production's configuration for PostgreSQL).
 Statistics are gathered (ANALYZE), as a running database has them.
 
-Then the bulk export (``GET /v1/productions/export``'s generator,
+Then the bulk export (``GET /v1/exports/productions``'s generator,
 :func:`aiprod.exports.listing.lines`) streams every row as CSV to nowhere in
 a child process, which reports its peak RSS beside that of a child that only
 reads one page (the baseline): constant memory means the two stay close

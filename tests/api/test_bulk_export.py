@@ -1,4 +1,4 @@
-"""`GET /v1/productions/export`: the listing, streamed whole as CSV or NDJSON,
+"""`GET /v1/exports/productions`: the listing, streamed whole as CSV or NDJSON,
 with the listing's own filter, q and scope."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ async def test_the_listing_exports_as_csv_and_ndjson_for_its_owner_only(api: Api
     horses = await api.submit(alice, prompt="Les chevaux de Camargue", language="fr")
     theirs = await api.submit(bob, prompt="Honeybees of the Alps")
 
-    r = await api.client.get("/v1/productions/export", params={"format": "csv"}, headers=alice)
+    r = await api.client.get("/v1/exports/productions", params={"format": "csv"}, headers=alice)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/csv")
     assert r.headers["content-disposition"].startswith('attachment; filename="aiprod-productions-')
@@ -30,7 +30,7 @@ async def test_the_listing_exports_as_csv_and_ndjson_for_its_owner_only(api: Api
     assert rows[0]["language"] == "fr" and rows[0]["status"] == "queued"
 
     r = await api.client.get(
-        "/v1/productions/export",
+        "/v1/exports/productions",
         params={"format": "ndjson", "q": "honeybee", "sort": "created"},
         headers=alice,
     )
@@ -41,7 +41,7 @@ async def test_the_listing_exports_as_csv_and_ndjson_for_its_owner_only(api: Api
 
     _, admin_headers = await api.account("admin")
     r = await api.client.get(
-        "/v1/productions/export",
+        "/v1/exports/productions",
         params={"format": "ndjson", "q": "honeybee"},
         headers=admin_headers,
     )
@@ -51,9 +51,9 @@ async def test_the_listing_exports_as_csv_and_ndjson_for_its_owner_only(api: Api
 async def test_an_unreadable_filter_is_400_before_streaming(api: Api) -> None:
     _, headers = await api.account()
     r = await api.client.get(
-        "/v1/productions/export", params={"filter": "colour:red"}, headers=headers
+        "/v1/exports/productions", params={"filter": "colour:red"}, headers=headers
     )
     assert _error(r, 400, "invalid_filter")["details"]["position"] == 0
-    r = await api.client.get("/v1/productions/export", params={"format": "xml"}, headers=headers)
+    r = await api.client.get("/v1/exports/productions", params={"format": "xml"}, headers=headers)
     _error(r, 422, "validation_error")
-    assert (await api.client.get("/v1/productions/export")).status_code == 401
+    assert (await api.client.get("/v1/exports/productions")).status_code == 401

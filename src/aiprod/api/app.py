@@ -167,11 +167,10 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     )
     app.include_router(health.router)
     app.include_router(identity_endpoints.router)
-    # Before the productions router: /v1/productions/export is not a production id.
-    app.include_router(export_endpoints.router)
     app.include_router(job_endpoints.router)
     app.include_router(job_endpoints.catalog)
     app.include_router(deletion_endpoints.router)
+    app.include_router(export_endpoints.router)
     app.include_router(media_endpoints.router)
     app.include_router(event_sse.router)
     app.include_router(event_websocket.router)

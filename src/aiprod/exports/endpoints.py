@@ -86,7 +86,7 @@ MEDIA_TYPES = {
 
 
 @router.get(
-    "/productions/export",
+    "/exports/productions",
     tags=["productions"],
     summary="Export the listing",
     response_class=StreamingResponse,
