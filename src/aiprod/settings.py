@@ -152,6 +152,13 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(2.0, ge=0)
     poll_seconds: float = Field(1.0, gt=0)
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    hsts: str = Field(
+        "max-age=63072000; includeSubDomains; preload",
+        max_length=200,
+        pattern=r"^$|^max-age=\d+(; ?includeSubDomains)?(; ?preload)?$",
+        description="Strict-Transport-Security sent on every answer served over https "
+        "(directly, or behind a trusted proxy saying so); preload-ready by default; empty: none.",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Addresses or networks (CIDR) of the reverse proxies whose "

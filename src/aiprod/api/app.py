@@ -164,6 +164,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
         # The upload route streams and caps its own body (413 `too_large`).
         {"/v1/media": cfg.media_max_bytes + 2 * media_receive.OVERHEAD},
         rate_limits=cfg.rate_limits_enabled,
+        hsts=cfg.hsts,
     )
     app.include_router(health.router)
     app.include_router(identity_endpoints.router)

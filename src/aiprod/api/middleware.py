@@ -144,15 +144,50 @@ async def _error(
 # ------------------------------------------------- request id and headers
 
 
+HARDENING_HEADERS: tuple[tuple[str, str], ...] = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+    (
+        "Permissions-Policy",
+        "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+        "microphone=(), payment=(), usb=()",
+    ),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
+)
+"""On every answer: JSON, files, streams, errors and 500s alike."""
+
+NO_DOCUMENT_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+"""Answers that are data (JSON, CSV, ZIP, event streams) are never a page:
+opened in a tab, they run nothing and load nothing."""
+MEDIA_CSP = "frame-ancestors 'none'; sandbox"
+"""A video, song or picture opened in a tab plays in the browser's own viewer
+(which loads the file itself) and runs nothing."""
+PAGE_CSP = "frame-ancestors 'none'"
+"""HTML pages (the API docs) bring their own policy; none may be framed."""
+
+
+def _csp(content_type: str) -> str:
+    if content_type.startswith("text/html"):
+        return PAGE_CSP
+    if content_type.startswith(("video/", "audio/", "image/")):
+        return MEDIA_CSP
+    return NO_DOCUMENT_CSP
+
+
 class EdgeHeadersMiddleware:
     """Give every request an id (kept from the client when well-formed, so a
     proxy's id survives) and add browser-hardening headers to every answer.
 
-    JSON answers carry user data and tokens, so they are never cached and may
-    not be framed or run as a document."""
+    JSON answers carry user data and tokens, so they are never cached; no
+    answer may be framed, and none but an HTML page may run as a document.
+    Over https (directly, or behind a trusted proxy that says so) every answer
+    also carries HSTS (`hsts`: ``AIPROD_HSTS``, preload-ready by default; empty: none)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts: str = "") -> None:
         self.app = app
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -164,19 +199,20 @@ class EdgeHeadersMiddleware:
         )
         scope.setdefault("state", {})["request_id"] = request_id
 
+        https = scope.get("scheme") == "https"  # directly or behind a trusted proxy
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = request_id
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                headers.setdefault("X-Frame-Options", "DENY")
+                for name, value in HARDENING_HEADERS:
+                    headers.setdefault(name, value)
+                if https and self.hsts:
+                    headers.setdefault("Strict-Transport-Security", self.hsts)
                 content_type = headers.get("content-type", "")
                 if content_type.startswith("application/json"):
                     headers.setdefault("Cache-Control", "no-store")
-                    headers.setdefault(
-                        "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"
-                    )
+                headers.setdefault("Content-Security-Policy", _csp(content_type))
             await send(message)
 
         started = False
@@ -210,6 +246,7 @@ def install(
     trusted_proxies: list[str],
     upload_paths: dict[str, int] | None = None,
     rate_limits: bool = False,
+    hsts: str = "",
 ) -> None:
     """Add the edge middlewares; headers outside the body cap so a 413 carries
     them too, and proxy headers outermost so every layer sees the real client.
@@ -226,6 +263,6 @@ def install(
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, upload_paths=upload_paths)
     if rate_limits:
         app.add_middleware(RateLimitMiddleware)
-    app.add_middleware(EdgeHeadersMiddleware)
+    app.add_middleware(EdgeHeadersMiddleware, hsts=hsts)
     if trusted_proxies:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies)
