@@ -95,7 +95,7 @@ from aiprod.production.providers.chat_answer import (
     user_message,
     validate_answer,
 )
-from aiprod.production.providers.client import ProviderClient, ProviderError
+from aiprod.production.providers.client import ProviderClient, ProviderError, bearer
 from aiprod.production.stages.narrate import NARRATION_LEAD, NARRATION_TAIL
 
 log = logging.getLogger(__name__)
@@ -290,9 +290,7 @@ class ChatPlanner:
         usage: _Usage,
     ) -> Draft:
         """Ask until the answer is valid, at most ``MAX_ATTEMPTS`` calls."""
-        client = client_for(
-            NAME, DEFAULT_BASE_URL, auth_headers=lambda key: {"Authorization": f"Bearer {key}"}
-        )
+        client = client_for(NAME, DEFAULT_BASE_URL, auth_headers=bearer)
         model = self.model()
         schema = answer_schema(script=chunks is not None)
         messages: list[dict[str, str]] = [

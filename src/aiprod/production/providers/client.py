@@ -68,6 +68,11 @@ for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).addFilter(_RedactingFilter())
 
 
+def bearer(key: str) -> dict[str, str]:
+    """The ``Authorization: Bearer`` header OpenAI-style services take."""
+    return {"authorization": f"Bearer {key}"}
+
+
 class ProviderError(Exception):
     """A remote service failed: which one, doing what, and why.
 

@@ -24,14 +24,13 @@ import base64
 import binascii
 import hashlib
 import io
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image, UnidentifiedImageError
 
 from aiprod.production.backends.motion import MotionRenderer
-from aiprod.production.models import RenderSpec, Scene, UserMedia, VisualStyle
+from aiprod.production.models import RenderSpec, Scene, VisualStyle
 from aiprod.production.providers import (
     ProviderClient,
     ProviderError,
@@ -39,10 +38,12 @@ from aiprod.production.providers import (
     current_settings,
     metering,
 )
+from aiprod.production.providers.assets import render_over_asset
+from aiprod.production.providers.client import bearer
 from aiprod.production.providers.download import fetch
 from aiprod.production.providers.stock import public_url
 from aiprod.production.stages.base import ProgressFn
-from aiprod.production.stages.visuals import AssetSource, SceneContext, VisualRenderer, source_path
+from aiprod.production.stages.visuals import AssetSource, SceneContext, VisualRenderer
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-image-1"
@@ -114,7 +115,7 @@ class ImageRenderer:
         return client_for(
             self.name,
             DEFAULT_BASE_URL,
-            auth_headers=lambda key: {"authorization": f"Bearer {key}"},
+            auth_headers=bearer,
         )
 
     def writes_source(self, scene: Scene) -> bool:
@@ -172,16 +173,12 @@ class ImageRenderer:
         if not self.writes_source(scene):
             self.motion.render(scene, ctx, out, progress)
             return
-        folder = out.with_name(out.stem + ".asset")
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
+
+        def obtain(folder: Path, _: ProgressFn) -> tuple[Path, AssetSource]:
             picture = folder / "image.png"
-            source = self.generate(scene, ctx, picture)
-            media = UserMedia(scene=scene.index, file=picture, license=source.licence)
-            self.motion.render(scene.model_copy(update={"media": media}), ctx, out, progress)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        source_path(out).write_text(source.model_dump_json(indent=2), encoding="utf-8")
+            return picture, self.generate(scene, ctx, picture)
+
+        render_over_asset(self.motion, scene, ctx, out, progress, obtain)
 
 
 def _first(body: Any) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 from aiprod.production.media.audio import write_wav
 from aiprod.production.models import Narration, Voice, WordTiming
 from aiprod.production.providers import align, client_for, config_of, metering
-from aiprod.production.providers.client import ProviderClient, ProviderError
+from aiprod.production.providers.client import ProviderClient, ProviderError, bearer
 from aiprod.production.stages.narrate import VoiceInfo
 
 log = logging.getLogger(__name__)
@@ -80,9 +80,7 @@ VOICES: tuple[tuple[str, str, str], ...] = (
 
 
 def _client() -> ProviderClient:
-    return client_for(
-        NAME, DEFAULT_BASE_URL, auth_headers=lambda key: {"authorization": f"Bearer {key}"}
-    )
+    return client_for(NAME, DEFAULT_BASE_URL, auth_headers=bearer)
 
 
 def speed_for(rate: int) -> float:

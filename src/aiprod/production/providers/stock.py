@@ -35,7 +35,6 @@ The services' own wire formats (requests, answers) are in ``stock_services.py``.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,15 +43,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aiprod.production.backends.motion import MotionRenderer
 from aiprod.production.language import stop_words
-from aiprod.production.models import RenderSpec, Scene, UserMedia
+from aiprod.production.models import RenderSpec, Scene
 from aiprod.production.providers import (
     ProviderClient,
     ProviderError,
     current_settings,
 )
+from aiprod.production.providers.assets import render_over_asset
 from aiprod.production.providers.download import fetch
 from aiprod.production.stages.base import ProgressFn
-from aiprod.production.stages.visuals import AssetSource, SceneContext, source_path
+from aiprod.production.stages.visuals import AssetSource, SceneContext
 
 Kind = Literal["photo", "video"]
 Orientation = Literal["landscape", "portrait", "square"]
@@ -311,10 +311,9 @@ class StockRenderer:
             return
         pick = self.choose(scene, ctx)
         c = pick.candidate
-        settings = current_settings()
-        folder = out.with_name(out.stem + ".asset")
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
+
+        def obtain(folder: Path, _: ProgressFn) -> tuple[Path, AssetSource]:
+            settings = current_settings()
             download = folder / "download"
             kind = fetch(
                 self.name,
@@ -324,14 +323,6 @@ class StockRenderer:
                 max_bytes=settings.provider_download_max_bytes,
                 allow_private=settings.provider_allow_private_networks,
             )
-            path = download.rename(folder / f"{c.kind}{_SUFFIX[kind]}")
-            media = UserMedia(scene=scene.index, file=path, license=self.licence)
-            try:
-                self.motion.render(scene.model_copy(update={"media": media}), ctx, out, progress)
-            except ValueError:
-                raise ProviderError(
-                    self.name, "download", f"the {c.kind} {c.id} it served cannot be read"
-                ) from None
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        source_path(out).write_text(self.source(pick).model_dump_json(indent=2), encoding="utf-8")
+            return download.rename(folder / f"{c.kind}{_SUFFIX[kind]}"), self.source(pick)
+
+        render_over_asset(self.motion, scene, ctx, out, progress, obtain)

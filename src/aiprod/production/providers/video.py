@@ -29,14 +29,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiprod.production.backends.motion import MotionRenderer
-from aiprod.production.models import Scene, UserMedia
+from aiprod.production.models import Scene
 from aiprod.production.providers import (
     ProviderClient,
     ProviderError,
@@ -44,11 +43,13 @@ from aiprod.production.providers import (
     current_settings,
     metering,
 )
+from aiprod.production.providers.assets import render_over_asset
+from aiprod.production.providers.client import bearer
 from aiprod.production.providers.download import fetch
 from aiprod.production.providers.images import image_prompt
 from aiprod.production.providers.stock import public_url
 from aiprod.production.stages.base import ProgressFn
-from aiprod.production.stages.visuals import AssetSource, SceneContext, VisualRenderer, source_path
+from aiprod.production.stages.visuals import AssetSource, SceneContext, VisualRenderer
 
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
 DEFAULT_MODEL = "minimax/video-01"
@@ -84,7 +85,7 @@ class VideoTaskRenderer:
         return client_for(
             self.name,
             DEFAULT_BASE_URL,
-            auth_headers=lambda key: {"authorization": f"Bearer {key}"},
+            auth_headers=bearer,
         )
 
     def writes_source(self, scene: Scene) -> bool:
@@ -169,21 +170,12 @@ class VideoTaskRenderer:
         if not self.writes_source(scene):
             self.motion.render(scene, ctx, out, progress)
             return
-        folder = out.with_name(out.stem + ".asset")
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
+
+        def obtain(folder: Path, report: ProgressFn) -> tuple[Path, AssetSource]:
             clip = folder / "clip.mp4"
-            source = self.generate(scene, ctx, clip, lambda f: progress(0.5 * f))
-            media = UserMedia(scene=scene.index, file=clip, license=source.licence)
-            self.motion.render(
-                scene.model_copy(update={"media": media}),
-                ctx,
-                out,
-                lambda f: progress(0.5 + 0.5 * f),
-            )
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        source_path(out).write_text(source.model_dump_json(indent=2), encoding="utf-8")
+            return clip, self.generate(scene, ctx, clip, report)
+
+        render_over_asset(self.motion, scene, ctx, out, progress, obtain, obtain_share=0.5)
 
 
 def _output_url(provider: str, task: dict[str, Any]) -> str:
