@@ -18,8 +18,9 @@ from typing import Protocol
 from fastapi import Response
 from fastapi.responses import StreamingResponse
 
-from aiprod import errors, http_ranges
+from aiprod import http_ranges
 from aiprod.errors import TooLarge
+from aiprod.jobs.artifacts import byte_span
 
 
 class Body(Protocol):
@@ -79,19 +80,9 @@ def respond(
     }
     if if_none_match is not None and http_ranges.etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    status, start, end = 200, 0, body.size
-    if range_ is not None and http_ranges.if_range_allows(if_range, etag):
-        try:
-            span = http_ranges.parse_range(range_, body.size)
-        except http_ranges.Unsatisfiable:
-            shown = range_ if len(range_) <= 60 else range_[:60] + "…"
-            raise errors.Unsatisfiable(
-                f"range {shown!r} is outside the export ({body.size} bytes)",
-                headers={"Content-Range": f"bytes */{body.size}", "Accept-Ranges": "bytes"},
-            ) from None
-        if span is not None:
-            status, (start, end) = 206, span
-            headers["Content-Range"] = f"bytes {start}-{end - 1}/{body.size}"
+    allowed = range_ if http_ranges.if_range_allows(if_range, etag) else None
+    status, start, end, extra = byte_span(allowed, body.size, "the export")
+    headers.update(extra)
     headers["Content-Length"] = str(end - start)
     return StreamingResponse(
         body.stream(start, end), status_code=status, media_type=media_type, headers=headers

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from aiprod import errors, http_ranges
 from aiprod.errors import NotFound
 from aiprod.jobs.models import Job
 from aiprod.jobs.service import JobService
@@ -157,3 +158,24 @@ __all__ = [
     "download_filename",
     "safe_artifact_name",
 ]
+
+
+def byte_span(range_: str | None, size: int, what: str) -> tuple[int, int, int, dict[str, str]]:
+    """Status, start, end and extra headers for serving `size` bytes under an
+    optional single `Range` (206 with Content-Range; the whole body otherwise).
+    A range outside the body raises errors.Unsatisfiable (416, naming `what`:
+    "the file", "the export")."""
+    if range_ is None:
+        return 200, 0, size, {}
+    try:
+        span = http_ranges.parse_range(range_, size)
+    except http_ranges.Unsatisfiable:
+        shown = range_ if len(range_) <= 60 else range_[:60] + "…"
+        raise errors.Unsatisfiable(
+            f"range {shown!r} is outside {what} ({size} bytes)",
+            headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
+        ) from None
+    if span is None:
+        return 200, 0, size, {}
+    start, end = span
+    return 206, start, end, {"Content-Range": f"bytes {start}-{end - 1}/{size}"}

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
-from aiprod import errors, http_ranges
+from aiprod import http_ranges
 from aiprod.errors import Invalid, NotFound, error_responses
 from aiprod.identity.deps import (
     JobsApprove,
@@ -33,6 +33,7 @@ from aiprod.identity.deps import (
     owner_scope,
 )
 from aiprod.jobs import checks
+from aiprod.jobs.artifacts import byte_span
 from aiprod.jobs.catalog import catalog
 from aiprod.jobs.deps import ArtifactsDep, Jobs, Media, PageCursor, PageSize, RootPath, SettingsDep
 from aiprod.jobs.models import SEQ_MAX
@@ -401,19 +402,8 @@ async def get_artifact(
         if if_none_match is not None and http_ranges.etag_matches(if_none_match, headers["ETag"]):
             return Response(status_code=304, headers=headers)
 
-    status, start, end = 200, 0, size
-    if range_ is not None:
-        try:
-            span = http_ranges.parse_range(range_, size)
-        except http_ranges.Unsatisfiable:
-            shown = range_ if len(range_) <= 60 else range_[:60] + "…"
-            raise errors.Unsatisfiable(
-                f"range {shown!r} is outside the file ({size} bytes)",
-                headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
-            ) from None
-        if span is not None:
-            status, (start, end) = 206, span
-            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    status, start, end, extra = byte_span(range_, size, "the file")
+    headers.update(extra)
     headers["Content-Length"] = str(end - start)
     return StreamingResponse(
         artifacts.stream(art, start, end),
