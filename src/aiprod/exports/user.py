@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
@@ -35,6 +35,9 @@ from aiprod.jobs.service import JobService
 from aiprod.storage.store import Storage
 
 FORMAT = "aiprod.user-export"
+
+
+T = TypeVar("T")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -54,46 +57,17 @@ async def user_archive(user: User, jobs: JobService, storage: Storage) -> ZipLay
     """Gather the user's data and lay out the archive (nothing is streamed yet)."""
     uid = user.id
     async with jobs.db.session() as s:
-        keys = list(
-            (
-                await s.execute(select(ApiKey).where(ApiKey.user_id == uid).order_by(ApiKey.id))
-            ).scalars()
-        )
-        sessions = list(
-            (
-                await s.execute(
-                    select(AuthSession).where(AuthSession.user_id == uid).order_by(AuthSession.id)
-                )
-            ).scalars()
-        )
-        identities = list(
-            (
-                await s.execute(
-                    select(ExternalIdentity)
-                    .where(ExternalIdentity.user_id == uid)
-                    .order_by(ExternalIdentity.id)
-                )
-            ).scalars()
-        )
-        hooks = list(
-            (
-                await s.execute(
-                    select(WebhookEndpoint)
-                    .where(WebhookEndpoint.owner_id == uid)
-                    .order_by(WebhookEndpoint.id)
-                )
-            ).scalars()
-        )
-        media = list(
-            (
-                await s.execute(
-                    select(MediaFile).where(MediaFile.owner_id == uid).order_by(MediaFile.id)
-                )
-            ).scalars()
-        )
-        owned = list(
-            (await s.execute(select(Job).where(Job.owner_id == uid).order_by(Job.id))).scalars()
-        )
+
+        async def of_user(model: type[T], column: Any) -> list[T]:
+            found = await s.execute(select(model).where(column == uid).order_by(model.id))  # type: ignore[attr-defined]
+            return list(found.scalars())
+
+        keys = await of_user(ApiKey, ApiKey.user_id)
+        sessions = await of_user(AuthSession, AuthSession.user_id)
+        identities = await of_user(ExternalIdentity, ExternalIdentity.user_id)
+        hooks = await of_user(WebhookEndpoint, WebhookEndpoint.owner_id)
+        media = await of_user(MediaFile, MediaFile.owner_id)
+        owned = await of_user(Job, Job.owner_id)
 
     sizes = {o.key: o.size for o in await storage.listing(f"media/{uid}/")}
     members: list[Member] = []
