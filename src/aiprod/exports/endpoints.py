@@ -77,10 +77,10 @@ _COMMON: dict[int | str, dict[str, Any]] = {
     413: _TOO_LARGE,
 }
 
-BULK_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 MEDIA_TYPES = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
+    "ndjson": "application/x-ndjson",
     "zip": "application/zip",
 }
 
@@ -121,7 +121,7 @@ async def export_listing(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return StreamingResponse(
         bulk.lines(jobs.db, search, format),
-        media_type=BULK_TYPES[format],
+        media_type=MEDIA_TYPES[format],
         headers={
             "content-disposition": f'attachment; filename="aiprod-productions-{stamp}.{format}"',
             "cache-control": "no-store",
