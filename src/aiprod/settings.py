@@ -140,6 +140,13 @@ class Settings(BaseSettings):
     )
     access_token_minutes: int = Field(15, ge=1, le=60)
     refresh_token_days: int = Field(7, ge=1, le=30)
+    csrf_token_minutes: int = Field(
+        720,
+        ge=1,
+        le=10080,
+        description="Lifetime of the studio's CSRF tokens (the studio fetches a new one "
+        "when its token expires).",
+    )
     jwt_issuer: str = "aiprod"
     jwt_audience: str = "aiprod-api"
 

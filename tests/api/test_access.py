@@ -14,7 +14,7 @@ from typing import Any
 from tests.api.conftest import Api, storyboard
 
 JOB_PREFIX = "/v1/productions/{production_id}"
-PUBLIC = {"/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout"}
+PUBLIC = {"/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout", "/v1/auth/session"}
 
 # A valid body per request schema, so that only ownership can make it fail.
 SAMPLE_BODIES: dict[str, Any] = {

@@ -12,6 +12,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from aiprod.api.app import create_app
 from aiprod.settings import Settings
+from aiprod.web.routes import DOCS_CSP, STUDIO_CSP
 
 COMMON = {
     "x-content-type-options": "nosniff",
@@ -70,7 +71,13 @@ async def _get(
         ("/file.csv", 200, NO_DOCUMENT),  # a download
         ("/stream", 200, NO_DOCUMENT),  # an event stream
         ("/poster.jpg", 200, "frame-ancestors 'none'; sandbox"),  # media: the viewer loads it
-        ("/docs", 200, "frame-ancestors 'none'"),  # an HTML page brings its own policy
+        # The pages bring their own policies, with no inline script.
+        ("/", 200, STUDIO_CSP),
+        ("/docs", 200, DOCS_CSP),
+        ("/redoc", 200, DOCS_CSP),
+        ("/docs-assets/redoc.standalone.js", 200, NO_DOCUMENT),
+        ("/static/index.html", 200, NO_DOCUMENT),  # any other HTML runs nothing
+        ("/static/no-such-file.js", 404, NO_DOCUMENT),
     ],
 )
 async def test_every_answer_kind_carries_the_full_set(

@@ -41,6 +41,7 @@ from aiprod.jobs.uploads import receive as media_receive
 from aiprod.private_files import private_dir
 from aiprod.settings import Settings, get_settings
 from aiprod.storage.store import Storage
+from aiprod.web import routes as web_routes
 
 log = logging.getLogger("aiprod.api")
 
@@ -155,6 +156,9 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # Served from files in the package by aiprod.web (FastAPI's load a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     middleware.install(
@@ -178,6 +182,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.include_router(event_endpoints.tickets)
     app.include_router(webhook_endpoints.router)
     app.include_router(usage_endpoints.router)
+    web_routes.install(app)
     check_routes(app)  # deny by default: every /v1 route declares its permission
     api_openapi.install(app)
     ratelimit.install_openapi(app)

@@ -164,13 +164,11 @@ opened in a tab, they run nothing and load nothing."""
 MEDIA_CSP = "frame-ancestors 'none'; sandbox"
 """A video, song or picture opened in a tab plays in the browser's own viewer
 (which loads the file itself) and runs nothing."""
-PAGE_CSP = "frame-ancestors 'none'"
-"""HTML pages (the API docs) bring their own policy; none may be framed."""
 
 
 def _csp(content_type: str) -> str:
-    if content_type.startswith("text/html"):
-        return PAGE_CSP
+    """The policy of an answer that did not bring its own.  The pages
+    (:mod:`aiprod.web.routes`) bring theirs; any other HTML is inert."""
     if content_type.startswith(("video/", "audio/", "image/")):
         return MEDIA_CSP
     return NO_DOCUMENT_CSP

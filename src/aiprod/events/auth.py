@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from sqlalchemy import delete, update
 
@@ -129,24 +128,3 @@ def may_read(principal: Principal) -> bool:
 def owner_scope(principal: Principal) -> uuid.UUID | None:
     """Admins watch every job (None); everyone else only their own."""
     return None if principal.role == "admin" else principal.user_id
-
-
-def origin_allowed(origin: str | None, scheme: str, host: str | None, allowed: list[str]) -> bool:
-    """Browsers send Origin on WebSocket and cross-origin requests; a page from
-    another site must not ride on the user's credentials.  Clients that are not
-    browsers send no Origin and are judged by their credentials alone.
-
-    Allowed: no Origin, the API's own origin, or one listed in
-    ``AIPROD_ALLOWED_ORIGINS`` (``*`` allows any)."""
-    if origin is None:
-        return True
-    origin = origin.strip().rstrip("/").lower()
-    if origin == "null":
-        return False
-    if "*" in allowed or origin in {o.strip().rstrip("/").lower() for o in allowed}:
-        return True
-    if host is None:
-        return False
-    own_scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
-    parts = urlsplit(origin)
-    return parts.scheme == own_scheme and parts.netloc == host.strip().lower()

@@ -13,7 +13,7 @@ from aiprod.events import auth
 from aiprod.events.bus import EventBus
 from aiprod.events.webhooks.delivery import WebhookDispatcher
 from aiprod.events.webhooks.service import WebhookService
-from aiprod.identity.deps import limit_user, unauthorized
+from aiprod.identity.deps import bearer_or_cookie, check_csrf, limit_user, unauthorized
 from aiprod.identity.permissions import Principal
 from aiprod.settings import Settings
 
@@ -27,13 +27,17 @@ _bearer = HTTPBearer(
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def _principal(request: Request, token: str | None, ticket: str | None) -> Principal:
+async def _principal(
+    request: Request, token: str | None, ticket: str | None, from_cookie: bool = False
+) -> Principal:
     if token is None and ticket is None:
         raise unauthorized("missing bearer token", invalid_token=False)
     try:
         principal = await auth.authenticate(request.app.state, token=token, ticket=ticket)
     except AuthError as exc:
         raise unauthorized(str(exc), invalid_token=True) from None
+    if from_cookie:
+        check_csrf(request, principal)
     if not auth.may_read(principal):
         raise Forbidden("this credential may not read productions")
     await limit_user(request, principal)
@@ -41,8 +45,10 @@ async def _principal(request: Request, token: str | None, ticket: str | None) ->
 
 
 async def bearer_principal(request: Request, credentials: Credentials) -> Principal:
-    """The caller of a bearer credential with the ``jobs:read`` permission."""
-    return await _principal(request, credentials.credentials if credentials else None, None)
+    """The caller of a bearer credential (or the studio's session cookie) with
+    the ``jobs:read`` permission."""
+    token, from_cookie = bearer_or_cookie(request, credentials)
+    return await _principal(request, token, None, from_cookie)
 
 
 async def stream_principal(
@@ -57,10 +63,11 @@ async def stream_principal(
         ),
     ] = None,
 ) -> Principal:
-    """The caller, by bearer credential or ticket, with ``jobs:read``."""
-    if credentials is not None:
-        return await _principal(request, credentials.credentials, None)
-    return await _principal(request, None, ticket)
+    """The caller, by bearer credential, ticket or session cookie, with ``jobs:read``."""
+    if credentials is None and ticket is not None:
+        return await _principal(request, None, ticket)
+    token, from_cookie = bearer_or_cookie(request, credentials)
+    return await _principal(request, token, None, from_cookie)
 
 
 BearerPrincipal = Annotated[Principal, Depends(bearer_principal)]

@@ -21,6 +21,7 @@ from aiprod.events.bus import EventBus
 from aiprod.events.deps import Bus, EventSettings, StreamPrincipal
 from aiprod.events.schemas import MAX_SEQ, TERMINAL_EVENTS
 from aiprod.events.stream import EventStream
+from aiprod.identity import browser
 from aiprod.jobs.state import TERMINAL
 
 router = APIRouter(prefix="/v1/productions", tags=["events"])
@@ -65,7 +66,7 @@ async def stream_events(
     """Replay the job's events after `Last-Event-ID` (or `after`), then stream
     them live.  Same messages, order and guarantees as the WebSocket."""
     origin = request.headers.get("origin")
-    if not auth.origin_allowed(
+    if not browser.origin_allowed(
         origin, request.url.scheme, request.headers.get("host"), settings.allowed_origins
     ):
         raise Forbidden("this origin may not open event streams")

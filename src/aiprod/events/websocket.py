@@ -35,6 +35,7 @@ from aiprod.events.schemas import (
     Subscribed,
 )
 from aiprod.events.stream import EventStream
+from aiprod.identity import browser
 from aiprod.identity.permissions import Principal
 from aiprod.settings import Settings
 
@@ -72,7 +73,7 @@ def _settings(ws: WebSocket) -> Settings:
 
 async def _check_origin(ws: WebSocket) -> bool:
     settings = _settings(ws)
-    if auth.origin_allowed(
+    if browser.origin_allowed(
         ws.headers.get("origin"), ws.url.scheme, ws.headers.get("host"), settings.allowed_origins
     ):
         return True

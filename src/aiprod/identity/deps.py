@@ -27,6 +27,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aiprod.errors import AppError, AuthError, Forbidden
+from aiprod.identity import browser
 from aiprod.identity.audit import AuditContext
 from aiprod.identity.authentication import Authenticated
 from aiprod.identity.models import User
@@ -82,16 +83,43 @@ async def _authenticated(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Authenticated:
-    """Who is calling (once per request), else 401."""
-    if credentials is None:
+    """Who is calling (once per request), else 401.  A browser signed in with
+    the session cookie also needs its CSRF token on unsafe methods (403)."""
+    token, from_cookie = bearer_or_cookie(request, credentials)
+    if token is None:
         raise unauthorized("missing bearer token", invalid_token=False)
     try:
-        found = await identity_service(request).authenticate(credentials.credentials)
+        found = await identity_service(request).authenticate(token)
     except AuthError as exc:
         raise unauthorized(exc.message, invalid_token=True) from None
+    if from_cookie:
+        check_csrf(request, found.principal)
     request.state.principal = found.principal
     await limit_user(request, found.principal)
     return found
+
+
+def bearer_or_cookie(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> tuple[str | None, bool]:
+    """The credential of a request and whether it came from the session cookie:
+    the ``Authorization`` header first (a browser never adds one by itself), else
+    the access token of the studio's cookie (:mod:`aiprod.identity.browser`)."""
+    if credentials is not None:
+        return credentials.credentials, False
+    tokens = browser.session_tokens(request)
+    return (tokens[0], True) if tokens is not None else (None, False)
+
+
+def check_csrf(request: Request, principal: Principal) -> None:
+    """A request signed in by the session cookie: the cookie must hold a login
+    session (401 otherwise), and an unsafe method needs that session's CSRF
+    token (403 `csrf_missing`, `csrf_invalid` or `csrf_expired`)."""
+    if principal.via != "jwt" or principal.session_id is None:
+        raise unauthorized("the session cookie holds no login session", invalid_token=True)
+    if browser.csrf_check_needed(request):
+        header, cookie = browser.csrf_parts(request)
+        identity_service(request).csrf.check(header, cookie, principal.session_id)
 
 
 async def limit_user(request: Request, principal: Principal) -> None:

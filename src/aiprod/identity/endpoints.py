@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 
 from aiprod.errors import error_responses
-from aiprod.identity import admin
+from aiprod.identity import admin, browser_endpoints
 from aiprod.identity.api_keys import endpoints as api_key_endpoints
 from aiprod.identity.deps import (
     PERMISSION_KEY,
@@ -179,3 +179,4 @@ async def me(user: CurrentUser) -> UserOut:
 
 router.include_router(api_key_endpoints.router)
 router.include_router(admin.router)
+router.include_router(browser_endpoints.router)

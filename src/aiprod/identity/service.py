@@ -25,6 +25,7 @@ from aiprod.identity import tokens
 from aiprod.identity.api_keys.service import ApiKeyService
 from aiprod.identity.audit import AuditLog
 from aiprod.identity.authentication import Authenticator
+from aiprod.identity.browser import CsrfTokens
 from aiprod.identity.oidc import OIDCVerifier
 from aiprod.identity.sessions import SessionService
 from aiprod.identity.throttle import Throttle
@@ -50,6 +51,7 @@ class IdentityService:
         )
         self.api_keys = ApiKeyService(db, settings, self.audit, api_key_secret)
         self.oidc = OIDCVerifier(list(settings.oidc_issuers))
+        self.csrf = CsrfTokens(self.signing_keys, settings.csrf_token_minutes * 60)
         self.sessions = SessionService(db, settings, self.signing_keys, self.audit, self.throttle)
         self.users = UserService(db, self.audit, self.sessions)
         self.authenticator = Authenticator(
