@@ -10,7 +10,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-from tests.events.conftest import Live, collect, make_settings, recv, seqs, serve, ws_connect
+from tests.events.conftest import (
+    PASSWORD,
+    Live,
+    collect,
+    make_settings,
+    recv,
+    seqs,
+    serve,
+    ws_connect,
+)
 from tests.events.helpers import foreign_writer, play_job, play_stages
 from tests.jobs.conftest import make_request
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -326,3 +335,31 @@ async def test_user_stream_finds_another_process_events_in_the_database(live: Li
             got = await collect(ws, until={"job.completed"})
             assert {m["job_id"] for m in got} == {str(job.id)}
             assert seqs(got) == list(range(1, len(got) + 1))
+
+
+async def test_the_studios_session_cookie_opens_a_socket_from_its_own_origin(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A browser signed in with the cookie needs no ticket; the Origin is
+    checked first, and a revoked session stops opening sockets at once."""
+    async with serve(make_settings(tmp_path, sqlite_url)) as live:
+        user, headers = await live.account()
+        job_id = await live.submit(headers)
+        r = await live.http.post(
+            "/v1/auth/session",
+            json={"email": user.email, "password": PASSWORD},
+            headers={"Origin": live.base},
+        )
+        assert r.status_code == 200, r.text
+        cookie = {"Cookie": f"aiprod_session={live.http.cookies['aiprod_session']}"}
+        url = f"{live.ws_base}/v1/productions/{job_id}/ws"
+        async with await ws_connect(url, origin=live.base, additional_headers=cookie) as ws:
+            assert (await recv(ws))["type"] == "subscribed"
+            assert (await recv(ws))["type"] == "job.queued"
+        with pytest.raises(InvalidStatus) as refused:
+            await ws_connect(url, origin="https://evil.example", additional_headers=cookie)
+        assert refused.value.response.status_code == 403
+        await live.http.post("/v1/auth/revoke", json={}, headers=headers)
+        ws = await ws_connect(url, origin=live.base, additional_headers=cookie)
+        assert (await recv(ws))["code"] == "unauthorized"
+        await _closed_with(ws, 4401)

@@ -2,9 +2,9 @@
 caller's jobs (``/v1/ws``).  The protocol is in ``docs/websocket.md``.
 
 Order of checks: the Origin (a refused one gets a plain HTTP 403, the socket
-is never opened), then authentication (a ticket in the URL, else the first
-message within 10 s), then the ``jobs:read`` permission, then ownership:
-another user's job gets exactly the answer a missing one gets.
+is never opened), then authentication (a ticket in the URL, else the studio's
+session cookie, else the first message within 10 s), then the ``jobs:read``
+permission, then ownership: another user's job gets exactly the answer a missing one gets.
 """
 
 from __future__ import annotations
@@ -109,11 +109,15 @@ async def _receive_json(ws: WebSocket) -> dict[str, Any]:
 
 
 async def _authenticate(ws: WebSocket) -> tuple[Principal, AuthMessage | None]:
-    """A ticket from the URL, else an ``auth`` first message."""
+    """A ticket from the URL, else the studio's session cookie (its Origin was
+    checked before the socket opened), else an ``auth`` first message."""
     ticket = ws.query_params.get("ticket")
     first: AuthMessage | None = None
     token: str | None = None
-    if ticket is None:
+    cookie = browser.session_tokens(ws) if ticket is None else None
+    if cookie is not None:
+        token = cookie[0]
+    elif ticket is None:
         try:
             async with asyncio.timeout(AUTH_TIMEOUT):
                 data = await _receive_json(ws)
@@ -137,6 +141,8 @@ async def _authenticate(ws: WebSocket) -> tuple[Principal, AuthMessage | None]:
         principal = await auth.authenticate(ws.app.state, token=token, ticket=ticket)
     except AuthError as exc:
         raise _Refused(CLOSE_UNAUTHORIZED, "unauthorized", str(exc)) from None
+    if cookie is not None and principal.session_id is None:
+        raise _Refused(CLOSE_UNAUTHORIZED, "unauthorized", "the cookie holds no login session")
     if not auth.may_read(principal):
         raise _Refused(CLOSE_FORBIDDEN, "forbidden", "this credential may not read productions")
     return principal, first
