@@ -1,0 +1,79 @@
+// The signed-in user and what their role may do. The session itself lives in
+// an HttpOnly cookie the studio never sees; the CSRF token only in memory.
+import { api, ApiError, configure, loadCsrf, setCsrf } from './api.js';
+
+// Mirror of aiprod.identity.permissions.PERMISSIONS (the server refuses anyway).
+const JOBS = ['jobs:create', 'jobs:read', 'jobs:update', 'jobs:delete', 'jobs:approve'];
+const WEBHOOKS = ['webhooks:read', 'webhooks:write'];
+const MEDIA = ['media:read', 'media:write'];
+const ADMIN = ['admin:users', 'admin:roles', 'admin:keys', 'admin:audit'];
+export const ALL_PERMISSIONS = [...JOBS, 'results:read', ...WEBHOOKS, ...MEDIA, ...ADMIN];
+export const ROLES = ['admin', 'user', 'viewer', 'service'];
+const PERMISSIONS = {
+  admin: new Set(ALL_PERMISSIONS),
+  user: new Set([...JOBS, 'results:read', ...WEBHOOKS, ...MEDIA]),
+  viewer: new Set(['jobs:read', 'results:read', 'media:read']),
+  service: new Set(['jobs:create', 'jobs:read', 'jobs:update', 'results:read', ...WEBHOOKS, ...MEDIA]),
+};
+
+let user = null;
+const listeners = new Set();
+
+function setUser(next) {
+  user = next || null;
+  for (const fn of listeners) fn(user);
+}
+
+export function onUserChange(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+export function currentUser() { return user; }
+
+export function can(permission) {
+  return Boolean(user && PERMISSIONS[user.role] && PERMISSIONS[user.role].has(permission));
+}
+
+export function rolePermissions(role) {
+  return ALL_PERMISSIONS.filter((p) => PERMISSIONS[role] && PERMISSIONS[role].has(p));
+}
+
+export function isAdmin() { return Boolean(user && user.role === 'admin'); }
+
+/** Wire the API client to this module; `signedOut` is called when the session ends. */
+export function init(signedOut) {
+  configure({
+    session: (payload) => { if (payload && payload.user) setUser(payload.user); },
+    signedOut: () => { setUser(null); setCsrf(null); signedOut(); },
+  });
+}
+
+/** On page load: GET /v1/me (a 401 refreshes once), then a CSRF token. */
+export async function restore() {
+  try {
+    const me = await api.get('/v1/me');
+    setUser(me);
+    await loadCsrf();
+    return me;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return null;
+    throw err;
+  }
+}
+
+export async function signIn(email, password) {
+  const payload = await api.post('/v1/auth/session', { email, password },
+    { noRefresh: true, noCsrf: true });
+  setCsrf(payload.csrf_token);
+  setUser(payload.user);
+  return payload.user;
+}
+
+export async function signOut() {
+  try {
+    await api.del('/v1/auth/session', { noRefresh: true });
+  } catch { /* the session may already be gone: sign out locally anyway */ }
+  setCsrf(null);
+  setUser(null);
+}
