@@ -10,11 +10,20 @@ instead of accepting tokens it should not.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 MIN_SECRET_LENGTH = 32
 Role = Literal["admin", "user", "viewer", "service"]
@@ -101,6 +110,36 @@ class OIDCIssuer(BaseModel):
         30.0, ge=0, description="At most one fetch per this period for unknown key ids."
     )
     timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # Browser sign-in (the studio's "Sign in with …" button): the authorization
+    # code flow with PKCE, turned on by a client id.
+    client_id: str | None = Field(
+        None,
+        min_length=1,
+        description="The studio's client id at this issuer; set: the studio offers "
+        "'Sign in with <display_name>' (authorization code + PKCE). Its ID tokens must "
+        "carry `audience` in `aud` (usually the same value).",
+    )
+    client_secret_file: Path | None = Field(
+        None, description="File holding the client secret, for confidential clients."
+    )
+    display_name: str | None = Field(None, min_length=1, max_length=60)
+    authorization_endpoint: str | None = Field(
+        None, description="Unset: read from the issuer's discovery document."
+    )
+    token_endpoint: str | None = Field(
+        None, description="Unset: read from the issuer's discovery document."
+    )
+    scopes: str = Field("openid email profile", pattern=r"^openid( [\x21-\x7e]+)*$")
+
+    @property
+    def slug(self) -> str:
+        """A stable, URL-safe name of this issuer for the sign-in routes."""
+        return hashlib.sha256(self.issuer.encode()).hexdigest()[:12]
+
+    @field_validator("authorization_endpoint", "token_endpoint")
+    @classmethod
+    def _endpoint_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_fetch_url(value, str(info.field_name))
 
     @field_validator("issuer")
     @classmethod
@@ -126,6 +165,15 @@ class OIDCIssuer(BaseModel):
     def _discoverable(self) -> OIDCIssuer:
         if self.jwks_url is None and not self.issuer.startswith("http"):
             raise ValueError("jwks_url is required when the issuer is not a URL")
+        if (
+            self.client_id is not None
+            and not self.issuer.startswith("http")
+            and (self.authorization_endpoint is None or self.token_endpoint is None)
+        ):
+            raise ValueError(
+                "browser sign-in needs authorization_endpoint and token_endpoint when the "
+                "issuer is not a URL"
+            )
         if self.jwks_max_stale_seconds < self.jwks_cache_seconds:
             raise ValueError("jwks_max_stale_seconds must be ≥ jwks_cache_seconds")
         return self

@@ -47,10 +47,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiprod.api.limiter import Limiter, Outcome, Policy
 from aiprod.errors import RateLimited, error_body, error_responses
+from aiprod.identity import browser
 
 log = logging.getLogger("aiprod.api.ratelimit")
 
@@ -99,10 +101,12 @@ def client_key(scope: Scope) -> str:
 
 
 def credential_key(scope: Scope) -> str | None:
-    """A digest of the bearer credential the request carries, if any."""
+    """A digest of the credential the request carries, if any: its bearer
+    token, else the access token of the studio's session cookie."""
     auth = Headers(scope=scope).get("authorization")
     if not auth:
-        return None
+        cookie = browser.session_tokens(HTTPConnection(scope))
+        return hashlib.sha256(cookie[0].encode()).hexdigest()[:32] if cookie else None
     scheme, _, value = auth.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None

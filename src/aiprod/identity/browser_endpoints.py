@@ -1,15 +1,16 @@
-"""The studio's sign-in: a login session held in an HttpOnly cookie, and its
-CSRF tokens (:mod:`aiprod.identity.browser` says why and how)."""
+"""The studio's sign-in: a login session held in an HttpOnly cookie and its
+CSRF tokens (:mod:`aiprod.identity.browser` says why and how), by password
+or through an external OpenID Connect provider (:mod:`aiprod.identity.oidc_signin`)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
-from aiprod.errors import AuthError, error_body, error_responses
+from aiprod.errors import AuthError, NotFound, error_body, error_responses
 from aiprod.identity import browser
 from aiprod.identity.deps import (
     PERMISSION_KEY,
@@ -19,6 +20,7 @@ from aiprod.identity.deps import (
     audit_context,
     check_csrf,
 )
+from aiprod.identity.oidc_signin import FLOW_COOKIE, FLOW_SECONDS, SignInError
 from aiprod.identity.schemas import LoginRequest, UserOut
 from aiprod.identity.service import IdentityService
 from aiprod.identity.sessions import TokenPair
@@ -168,3 +170,121 @@ async def csrf_token(
     token = identity.csrf.issue(principal.session_id)
     browser.set_csrf(response, request, token, lifetime)
     return CsrfToken(csrf_token=token, expires_in=lifetime)
+
+
+# ------------------------------------------------------------ OIDC sign-in
+
+
+class SignInProvider(BaseModel):
+    id: str = Field(description="Use in `GET /v1/auth/oidc/{id}/start`.")
+    name: str = Field(description="What the sign-in button says.")
+    start_url: str
+
+
+class SignInProviders(BaseModel):
+    items: list[SignInProvider]
+
+
+@router.get(
+    "/auth/oidc/providers",
+    summary="External sign-in providers",
+    response_model=SignInProviders,
+    openapi_extra=_PUBLIC,
+)
+async def oidc_providers(identity: Identity) -> SignInProviders:
+    """The identity providers the studio offers "Sign in with …" for (every
+    configured issuer with a `client_id`); empty when there is none."""
+    return SignInProviders(
+        items=[
+            SignInProvider(id=slug, name=name, start_url=f"/v1/auth/oidc/{slug}/start")
+            for slug, name in identity.oidc_signin.providers()
+        ]
+    )
+
+
+def _callback_url(request: Request) -> str:
+    return str(request.url_for("oidc_callback"))
+
+
+def _to_studio(fragment: str) -> RedirectResponse:
+    return RedirectResponse("/#/" + fragment, status_code=303)
+
+
+@router.get(
+    "/auth/oidc/{provider}/start",
+    summary="Start signing in with an external provider",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={303: {"description": "To the provider's sign-in page."}, **error_responses(404)},
+    openapi_extra=_PUBLIC,
+)
+async def oidc_start(
+    request: Request, provider: Annotated[str, Path(max_length=64)], identity: Identity
+) -> RedirectResponse:
+    """A browser navigation: sends the browser to the provider (authorization
+    code flow with PKCE); it comes back to `/v1/auth/oidc/callback`."""
+    signin = identity.oidc_signin
+    if provider not in dict(signin.providers()):
+        raise NotFound("no such sign-in provider")
+    try:
+        location, flow = await signin.start(provider, _callback_url(request))
+    except SignInError as exc:
+        return _to_studio(f"signin?error={exc.code}")
+    response = RedirectResponse(location, status_code=303)
+    response.set_cookie(
+        browser.cookie_name(request, FLOW_COOKIE),
+        signin.seal(flow),
+        max_age=FLOW_SECONDS,
+        path="/",
+        secure=browser.secure(request),
+        httponly=True,
+        samesite="lax",  # sent on the provider's top-level redirect back
+    )
+    return response
+
+
+@router.get(
+    "/auth/oidc/callback",
+    name="oidc_callback",
+    summary="Where an external provider sends the browser back",
+    status_code=303,
+    response_class=RedirectResponse,
+    responses={303: {"description": "To the studio, signed in or with an error code."}},
+    openapi_extra=_PUBLIC,
+)
+async def oidc_callback(
+    request: Request,
+    identity: Identity,
+    code: Annotated[str | None, Query(max_length=2048)] = None,
+    state: Annotated[str | None, Query(max_length=512)] = None,
+    error: Annotated[str | None, Query(max_length=200)] = None,
+    user_agent: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> RedirectResponse:
+    """Checks the answer against this browser's flow, trades the code for an
+    ID token, verifies it like any token of that issuer, and opens a session:
+    to the studio, signed in (cookie set), or to its sign-in page with
+    `?error=<code>` (`oidc_denied`, `oidc_state`, `oidc_refused`,
+    `oidc_unavailable`)."""
+    signin = identity.oidc_signin
+    ctx = audit_context(request)
+    try:
+        flow = signin.open(request.cookies.get(browser.cookie_name(request, FLOW_COOKIE)))
+        if error is not None or code is None or state is None:
+            raise SignInError("oidc_denied", "the provider did not sign you in")
+        ext = await signin.finish(flow, state, code, _callback_url(request))
+        issuer = signin.issuers[flow.slug]
+        user = await identity.users.external_user(ext, sync_role=issuer.sync_role)
+        pair = await identity.sessions.start(user, ctx, user_agent)
+    except (SignInError, AuthError) as exc:
+        reason = exc.code if isinstance(exc, SignInError) else "oidc_refused"
+        await identity.audit.log(
+            "login.failed", "failure", ctx, details={"reason": reason, "method": "oidc"}
+        )
+        response = _to_studio(f"signin?error={reason}")
+    else:
+        response = _to_studio("productions")
+        await _signed_in(request, response, identity, pair)
+    response.delete_cookie(
+        browser.cookie_name(request, FLOW_COOKIE), path="/", secure=browser.secure(request)
+    )
+    return response

@@ -52,6 +52,7 @@ class ExternalIdentityClaims:
     email: str | None
     email_verified: bool
     role: str
+    nonce: str | None = None
 
 
 async def _get_json(url: str, timeout: float) -> Any:
@@ -238,4 +239,5 @@ class OIDCVerifier:
             email=email.strip().lower() if isinstance(email, str) and email.strip() else None,
             email_verified=claims.get("email_verified") is True,
             role=role,
+            nonce=claims["nonce"] if isinstance(claims.get("nonce"), str) else None,
         )

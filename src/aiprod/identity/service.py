@@ -27,6 +27,7 @@ from aiprod.identity.audit import AuditLog
 from aiprod.identity.authentication import Authenticator
 from aiprod.identity.browser import CsrfTokens
 from aiprod.identity.oidc import OIDCVerifier
+from aiprod.identity.oidc_signin import OIDCSignIn
 from aiprod.identity.sessions import SessionService
 from aiprod.identity.throttle import Throttle
 from aiprod.identity.users import UserService
@@ -44,6 +45,11 @@ class IdentityService:
                 raise tokens.InsecureConfiguration(
                     f"external issuer {issuer.issuer!r} is this server's own JWT issuer"
                 )
+            secret = issuer.client_secret_file
+            if secret is not None and not (secret.is_file() and secret.read_text().strip()):
+                raise tokens.InsecureConfiguration(
+                    f"the client secret file of {issuer.issuer!r} is missing or empty"
+                )
         self.audit = AuditLog(db)
         self.throttle = Throttle(db, settings)
         api_key_secret = settings.api_key_secret or tokens.secret_from_file(
@@ -51,6 +57,7 @@ class IdentityService:
         )
         self.api_keys = ApiKeyService(db, settings, self.audit, api_key_secret)
         self.oidc = OIDCVerifier(list(settings.oidc_issuers))
+        self.oidc_signin = OIDCSignIn(list(settings.oidc_issuers), self.oidc, self.signing_keys)
         self.csrf = CsrfTokens(self.signing_keys, settings.csrf_token_minutes * 60)
         self.sessions = SessionService(db, settings, self.signing_keys, self.audit, self.throttle)
         self.users = UserService(db, self.audit, self.sessions)

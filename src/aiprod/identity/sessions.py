@@ -114,24 +114,43 @@ class SessionService:
                 await s.execute(
                     update(User).where(User.id == user.id).values(password_hash=new_hash)
                 )
-            session = AuthSession(
-                id=uuid.uuid4(),
-                user_id=user.id,
-                created_at=now,
-                ip=(ctx.ip or None) and ctx.ip[:64],
-                user_agent=(user_agent or None) and user_agent[:255],
-            )
-            s.add(session)
-            await s.flush()
-            pair = await self._issue(s, user, session.id)
-            await self.audit.record(
-                s,
-                "login.succeeded",
-                "success",
-                ctx.as_actor(user.id, user.email),
-                subject_type="session",
-                subject_id=session.id,
-            )
+            return await self._open(s, user, ctx, user_agent, "password")
+
+    async def start(self, user: User, ctx: AuditContext, user_agent: str | None) -> TokenPair:
+        """A new login session for a user an external issuer just signed in
+        (the studio's OIDC sign-in), audited like a password login."""
+        if not user.is_active:
+            raise AuthError("the account is disabled")
+        async with self.db.transaction() as s:
+            return await self._open(s, user, ctx, user_agent, "oidc")
+
+    async def _open(
+        self,
+        s: AsyncSession,
+        user: User,
+        ctx: AuditContext,
+        user_agent: str | None,
+        method: str,
+    ) -> TokenPair:
+        session = AuthSession(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            created_at=utcnow(),
+            ip=(ctx.ip or None) and ctx.ip[:64],
+            user_agent=(user_agent or None) and user_agent[:255],
+        )
+        s.add(session)
+        await s.flush()
+        pair = await self._issue(s, user, session.id)
+        await self.audit.record(
+            s,
+            "login.succeeded",
+            "success",
+            ctx.as_actor(user.id, user.email),
+            subject_type="session",
+            subject_id=session.id,
+            details=None if method == "password" else {"method": method},
+        )
         return pair
 
     async def _issue(self, s: AsyncSession, user: User, session_id: uuid.UUID) -> TokenPair:
