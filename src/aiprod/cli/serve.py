@@ -63,8 +63,13 @@ def serve(
         if settings.workers > 0
         else "no embedded worker (run `aiprod worker`)"
     )
-    console.print(f"[bold]AIPROD API[/] on {base} ({mode})")
-    console.print(f"API docs: {base}/docs")
+    console.print(f"[bold]AIPROD[/] on {base} ({mode})")
+    console.print(
+        f"[bold]Studio:[/] open {base}/ in a browser and sign in as "
+        f"{admin_email.strip().lower()} with the one-time password",
+        highlight=False,
+    )
+    console.print(f"API docs: {base}/docs and {base}/redoc")
     console.print("Try it:", highlight=False)
     example = (
         f"TOKEN=$(curl -s -X POST {base}/v1/auth/login -H 'Content-Type: application/json' \\\n"
