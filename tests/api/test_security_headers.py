@@ -106,3 +106,14 @@ async def test_hsts_can_be_turned_off_and_a_bad_value_refuses_to_start(tmp_path:
     assert "strict-transport-security" not in (await _get(off, "/health/live", "https://t")).headers
     with pytest.raises(ValueError, match="hsts"):
         Settings(data_dir=tmp_path / "d", hsts="max-age=1; evil")
+
+
+async def test_the_pages_are_revalidated_with_their_etag(app: FastAPI) -> None:
+    for path in ("/", "/docs", "/docs-assets/redoc.standalone.js"):
+        first = await _get(app, path)
+        assert first.headers["cache-control"] == "no-cache"
+        again = await _get(app, path, **{"if-none-match": first.headers["etag"]})
+        assert again.status_code == 304 and not again.content
+    # Nothing in the served ReDoc points outside this origin for its logo.
+    redoc = (await _get(app, "/docs-assets/redoc.standalone.js")).content
+    assert b"cdn.redoc.ly" not in redoc

@@ -194,3 +194,24 @@ async def test_a_cookie_holding_an_api_key_is_refused(api: Api) -> None:
     secret = r.json()["secret"]
     api.client.cookies.set("aiprod_session", f"{secret}~x")
     assert (await api.client.get("/v1/me")).status_code == 401
+
+
+async def test_the_session_state_never_answers_401(api: Api) -> None:
+    """The studio's first question on a page load; a 401 would be a console error."""
+    r = await api.client.get("/v1/auth/session")
+    assert r.status_code == 200 and r.json() == {
+        "signed_in": False,
+        "user": None,
+        "renewable": False,
+    }
+    user = await api.user()
+    await sign_in(api, user.email)
+    state = (await api.client.get("/v1/auth/session")).json()
+    assert state["signed_in"] and state["user"]["email"] == user.email
+    access, refresh = (api.client.cookies.get("aiprod_session") or "").split("~")
+    api.client.cookies.set("aiprod_session", f"{access[:-4]}xxxx~{refresh}")  # as if expired
+    assert (await api.client.get("/v1/auth/session")).json() == {
+        "signed_in": False,
+        "user": None,
+        "renewable": True,
+    }

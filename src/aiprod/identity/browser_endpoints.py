@@ -91,6 +91,37 @@ async def sign_in(
     return await _signed_in(request, response, identity, pair)
 
 
+class SessionState(BaseModel):
+    signed_in: bool
+    user: UserOut | None = None
+    renewable: bool = Field(
+        description="A session cookie is there but its access token has expired: "
+        "`POST /v1/auth/session/refresh` may renew it."
+    )
+
+
+@router.get(
+    "/auth/session",
+    summary="Is this browser signed in?",
+    response_model=SessionState,
+    openapi_extra=_PUBLIC,
+)
+async def session_state(request: Request, identity: Identity) -> SessionState:
+    """What the studio asks first on a page load: always 200 (a 401 would be
+    an error in the browser's console for a visitor who is simply not signed
+    in yet)."""
+    tokens = browser.session_tokens(request)
+    if tokens is None:
+        return SessionState(signed_in=False, renewable=False)
+    try:
+        found = await identity.authenticate(tokens[0])
+    except AuthError:
+        return SessionState(signed_in=False, renewable=True)
+    if found.principal.session_id is None:
+        return SessionState(signed_in=False, renewable=False)
+    return SessionState(signed_in=True, user=UserOut.from_user(found.user), renewable=True)
+
+
 @router.post(
     "/auth/session/refresh",
     summary="Renew a browser session",

@@ -19,7 +19,6 @@ from importlib.resources import files
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from starlette.responses import FileResponse
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
@@ -60,19 +59,30 @@ DOCS_ASSETS: dict[str, Path] = {
 }
 
 
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _answer(request: Request, body: bytes, etag: str, media_type: str, **headers: str) -> Response:
+    """A shipped file, revalidated: 304 when the browser's copy is current."""
+    headers = {"ETag": etag, "Cache-Control": REVALIDATE, **headers}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
 @cache
 def _page(path: Path) -> tuple[bytes, str]:
     body = path.read_bytes()
-    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return body, _etag(body)
 
 
 def _html(request: Request, path: Path, csp: str) -> Response:
-    """An HTML page with its own policy; 304 when the browser's copy is current."""
+    """An HTML page with its own policy."""
     body, etag = _page(path)
-    headers = {"ETag": etag, "Cache-Control": REVALIDATE, "Content-Security-Policy": csp}
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="text/html; charset=utf-8", headers=headers)
+    return _answer(
+        request, body, etag, "text/html; charset=utf-8", **{"Content-Security-Policy": csp}
+    )
 
 
 @router.get("/")
@@ -91,12 +101,28 @@ async def redoc(request: Request) -> Response:
     return _html(request, DOCS / "redoc.html", DOCS_CSP)
 
 
+REWRITES: dict[str, tuple[tuple[bytes, bytes], ...]] = {
+    # ReDoc's "API docs by Redocly" footer shows a logo from Redocly's CDN,
+    # unconditionally: point it at the shipped icon so nothing leaves this origin.
+    "redoc.standalone.js": ((b"https://cdn.redoc.ly/redoc/logo-mini.svg", b"favicon.png"),),
+}
+_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+
+
+@cache
+def _asset(name: str) -> tuple[bytes, str]:
+    body = DOCS_ASSETS[name].read_bytes()
+    for old, new in REWRITES.get(name, ()):
+        body = body.replace(old, b"/docs-assets/" + new)
+    return body, _etag(body)
+
+
 @router.get("/docs-assets/{name}")
-async def docs_asset(name: str) -> FileResponse:
-    path = DOCS_ASSETS.get(name)
-    if path is None:
+async def docs_asset(request: Request, name: str) -> Response:
+    if name not in DOCS_ASSETS:
         raise NotFound(f"no docs asset {name!r}")
-    return FileResponse(path, headers={"Cache-Control": REVALIDATE})
+    body, etag = _asset(name)
+    return _answer(request, body, etag, _TYPES[Path(name).suffix])
 
 
 class _StudioFiles(StaticFiles):
