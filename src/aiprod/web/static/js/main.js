@@ -83,15 +83,10 @@ function renderHeader(current) {
       links.push(navLink('/admin/users', t('nav.users'), 'users', current));
       links.push(navLink('/admin/audit', t('nav.audit'), 'audit', current));
     }
-    nav = h('nav', { class: 'nav', id: 'main-nav', 'aria-label': t('nav.label') }, h('ul', { class: 'nav__list' }, links));
+    nav = h('nav', { class: 'nav', 'aria-label': t('nav.label') }, h('ul', { class: 'nav__list' }, links));
     menuBtn = h('button', { type: 'button', class: 'btn btn--icon menu-toggle', 'aria-expanded': 'false',
-      'aria-controls': 'main-nav' }, h('span', { 'aria-hidden': 'true' }, '☰'),
+      'aria-controls': 'main-menu' }, h('span', { 'aria-hidden': 'true' }, '☰'),
     h('span', { class: 'visually-hidden' }, t('nav.menu')));
-    menuBtn.addEventListener('click', () => {
-      const open = menuBtn.getAttribute('aria-expanded') !== 'true';
-      menuBtn.setAttribute('aria-expanded', String(open));
-      nav.classList.toggle('nav--open', open);
-    });
     const signOut = h('button', { type: 'button', class: 'btn btn--ghost', 'data-testid': 'signout-button' }, t('shell.signout'));
     signOut.addEventListener('click', async () => {
       signOut.disabled = true;
@@ -102,7 +97,15 @@ function renderHeader(current) {
       h('span', { class: 'whoami__email' }, user.email), h('span', { class: 'whoami__role' }, t(`role.${user.role}`))),
     signOut);
   }
-  replace(shell.header, shell.skip, h('div', { class: 'topbar__inner' }, brand, menuBtn, nav, tools));
+  const panel = h('div', { class: ['topbar__panel', !user && 'topbar__panel--static'], id: 'main-menu' }, nav, tools);
+  if (menuBtn) {
+    menuBtn.addEventListener('click', () => {
+      const open = menuBtn.getAttribute('aria-expanded') !== 'true';
+      menuBtn.setAttribute('aria-expanded', String(open));
+      panel.classList.toggle('topbar__panel--open', open);
+    });
+  }
+  replace(shell.header, shell.skip, h('div', { class: 'topbar__inner' }, brand, menuBtn, panel));
   replace(shell.footer, h('p', null, t('shell.footer')));
 }
 

@@ -51,7 +51,7 @@ export function openDialog({ title, body, actions = [], onSubmit, initialFocus, 
   const previous = document.activeElement;
   const titleId = nextId('dlg');
   const dialog = h('dialog', { class: 'dialog', 'aria-labelledby': titleId, 'data-testid': testid });
-  const form = h('form', { method: 'dialog', class: 'dialog__form' });
+  const form = h('form', { method: 'dialog', class: 'dialog__form', novalidate: true });
   const closeBtn = h('button', { type: 'button', class: 'btn btn--icon dialog__x', 'aria-label': t('common.close') }, '×');
   const buttons = actions.map((a) => h('button', {
     type: a.submit ? 'submit' : 'button', class: `btn ${a.kind ? `btn--${a.kind}` : ''}`,
@@ -225,6 +225,7 @@ export function field({ label, name, type = 'text', value, hint, options, testid
 export function checkbox({ label, name, checked = false, hint, testid }) {
   const id = nextId(name || 'c');
   const input = h('input', { type: 'checkbox', id, name, checked, 'data-testid': testid });
+  input.defaultChecked = checked; // form.reset() comes back to this
   const wrap = h('div', { class: 'check' }, input, h('label', { htmlFor: id }, label),
     hint ? h('p', { class: 'field__hint' }, hint) : null);
   return { wrap, input };
@@ -262,7 +263,7 @@ export function scrollBox(label, child) {
 /** table([{label, cell: row => Node|string, class}], rows, {caption, rowAttrs}) */
 export function table(columns, rows, { caption, rowAttrs } = {}) {
   const body = h('tbody', null, rows.map((row) => tableRow(columns, row, rowAttrs)));
-  return scrollBox(caption || '', h('table', { class: 'table' },
+  return scrollBox(caption || '', h('table', { class: 'table table--cards' },
     caption ? h('caption', { class: 'visually-hidden' }, caption) : null,
     h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col', class: c.class }, c.label)))),
     body));

@@ -38,7 +38,7 @@ export default {
   'sort.-completed': 'Recently completed', 'sort.-cost': 'Highest cost', 'sort.cost': 'Lowest cost',
   'sort.-duration': 'Longest', 'sort.duration': 'Shortest',
 
-  'productions.title': 'Productions', 'productions.new': 'New production', 'productions.untitled': 'Untitled production',
+  'productions.title': 'Productions', 'productions.new': 'Start a production', 'productions.untitled': 'Untitled production',
   'productions.search_form': 'Search productions', 'productions.search': 'Search', 'productions.search_placeholder': 'Words in the title, prompt or narration',
   'productions.status': 'Status', 'productions.any_status': 'Any status', 'productions.sort': 'Sort',
   'productions.advanced': 'Advanced filter', 'productions.filter': 'Filter',
@@ -47,7 +47,7 @@ export default {
   'productions.search_button': 'Search', 'productions.more': 'Load more', 'productions.export': 'Export {format}',
   'productions.col_title': 'Title', 'productions.col_status': 'Status', 'productions.col_stage': 'Stage',
   'productions.col_created': 'Created', 'productions.col_cost': 'Estimated cost', 'productions.col_length': 'Length',
-  'productions.none_yet': 'No productions yet.', 'productions.none_match': 'No production matches this search.',
+  'productions.none_yet': 'No productions yet.', 'productions.fix_filter': 'Correct the search above to see results.', 'productions.none_match': 'No production matches this search.',
 
   'new.title': 'New production', 'new.not_allowed': 'Your role cannot create productions.',
   'new.section_what': 'What to make', 'new.section_format': 'Format', 'new.section_sound': 'Voice, music and subtitles',
@@ -108,7 +108,7 @@ export default {
   'scene.duration': 'Duration (s)', 'scene.camera': 'Camera', 'scene.transition': 'Transition',
   'scene.rerender': 'Re-render scene', 'scene.rerender_n': 'Re-render scene {n}', 'scene.rerender_title': 'Re-render scene {n}',
   'scene.rerender_intro': 'Change what you want: only this scene and the final montage are made again.',
-  'scene.rerender_submit': 'Re-render', 'scene.rerender_queued': 'Scene {n} is being re-rendered.',
+  'scene.rerender_submit': 'Re-render', 'scene.no_changes': 'Change at least one field.', 'scene.rerender_queued': 'Scene {n} is being re-rendered.',
   'scene_kind.title': 'title', 'scene_kind.content': 'content', 'scene_kind.end': 'end',
   'camera.static': 'Static', 'camera.pan_left': 'Pan left', 'camera.pan_right': 'Pan right', 'camera.zoom_in': 'Zoom in', 'camera.zoom_out': 'Zoom out',
   'transition.cut': 'Cut', 'transition.crossfade': 'Crossfade', 'transition.slide': 'Slide',

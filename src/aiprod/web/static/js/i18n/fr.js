@@ -38,7 +38,7 @@ export default {
   'sort.-completed': 'Terminées récemment', 'sort.-cost': 'Coût décroissant', 'sort.cost': 'Coût croissant',
   'sort.-duration': 'Plus longues', 'sort.duration': 'Plus courtes',
 
-  'productions.title': 'Productions', 'productions.new': 'Nouvelle production', 'productions.untitled': 'Production sans titre',
+  'productions.title': 'Productions', 'productions.new': 'Lancer une production', 'productions.untitled': 'Production sans titre',
   'productions.search_form': 'Rechercher des productions', 'productions.search': 'Recherche', 'productions.search_placeholder': 'Mots du titre, du prompt ou de la narration',
   'productions.status': 'Statut', 'productions.any_status': 'Tous les statuts', 'productions.sort': 'Tri',
   'productions.advanced': 'Filtre avancé', 'productions.filter': 'Filtre',
@@ -47,7 +47,7 @@ export default {
   'productions.search_button': 'Rechercher', 'productions.more': 'Afficher plus', 'productions.export': 'Exporter en {format}',
   'productions.col_title': 'Titre', 'productions.col_status': 'Statut', 'productions.col_stage': 'Étape',
   'productions.col_created': 'Créée le', 'productions.col_cost': 'Coût estimé', 'productions.col_length': 'Durée',
-  'productions.none_yet': 'Aucune production pour l’instant.', 'productions.none_match': 'Aucune production ne correspond à cette recherche.',
+  'productions.none_yet': 'Aucune production pour l’instant.', 'productions.fix_filter': 'Corrigez la recherche ci-dessus pour voir les résultats.', 'productions.none_match': 'Aucune production ne correspond à cette recherche.',
 
   'new.title': 'Nouvelle production', 'new.not_allowed': 'Votre rôle ne permet pas de créer des productions.',
   'new.section_what': 'Quoi produire', 'new.section_format': 'Format', 'new.section_sound': 'Voix, musique et sous-titres',
@@ -108,7 +108,7 @@ export default {
   'scene.duration': 'Durée (s)', 'scene.camera': 'Caméra', 'scene.transition': 'Transition',
   'scene.rerender': 'Refaire la scène', 'scene.rerender_n': 'Refaire la scène {n}', 'scene.rerender_title': 'Refaire la scène {n}',
   'scene.rerender_intro': 'Modifiez ce que vous voulez : seuls cette scène et le montage final sont refaits.',
-  'scene.rerender_submit': 'Refaire', 'scene.rerender_queued': 'La scène {n} est en cours de rendu.',
+  'scene.rerender_submit': 'Refaire', 'scene.no_changes': 'Modifiez au moins un champ.', 'scene.rerender_queued': 'La scène {n} est en cours de rendu.',
   'scene_kind.title': 'titre', 'scene_kind.content': 'contenu', 'scene_kind.end': 'fin',
   'camera.static': 'Fixe', 'camera.pan_left': 'Panoramique gauche', 'camera.pan_right': 'Panoramique droite', 'camera.zoom_in': 'Zoom avant', 'camera.zoom_out': 'Zoom arrière',
   'transition.cut': 'Cut', 'transition.crossfade': 'Fondu enchaîné', 'transition.slide': 'Glissement',

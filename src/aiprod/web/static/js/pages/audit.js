@@ -68,7 +68,7 @@ export default {
         before = page.next_before;
         if (!older) {
           replace(tbody);
-          replace(body, page.items.length ? scrollBox(t('audit.title'), h('table', { class: 'table table--compact' },
+          replace(body, page.items.length ? scrollBox(t('audit.title'), h('table', { class: 'table table--compact table--cards' },
             h('caption', { class: 'visually-hidden' }, t('audit.title')),
             h('thead', null, h('tr', null, cols.map((c) => h('th', { scope: 'col' }, c.label)))), tbody)) : emptyState(t('audit.none')));
         }

@@ -48,7 +48,7 @@ export default {
     });
 
     main.append(pageHeader(t('keys.title')), h('p', { class: 'muted lead' }, t('keys.lead')), form,
-      h('section', { class: 'card', 'aria-labelledby': 'keys-list-title' }, h('h2', { id: 'keys-list-title' }, t('keys.list_title')), listWrap));
+      h('div', { class: 'card' }, h('h2', { id: 'keys-list-title' }, t('keys.list_title')), listWrap));
 
     async function loadList() {
       let items;

@@ -48,7 +48,7 @@ export default {
     // ---- look and sound
     const preset = field({ label: t('new.preset'), name: 'preset', type: 'select', value: 'brand_campaign',
       options: presets.map((p) => [p.name, tOr(`preset.${p.name}`, p.name)]), hint: ' ' });
-    const duration = field({ label: t('new.duration'), name: 'duration', type: 'number', min: '5', step: '1', inputmode: 'numeric' });
+    const duration = field({ label: t('new.duration'), name: 'duration', type: 'number', min: '5', step: 'any', inputmode: 'decimal' });
     const aspect = field({ label: t('new.aspect'), name: 'aspect', type: 'select', value: '16:9',
       options: ['16:9', '9:16', '1:1'].map((a) => [a, t(`aspect.${a}`)]) });
     const resolution = field({ label: t('new.resolution'), name: 'resolution', type: 'select', value: '720p', options: [] });
@@ -63,7 +63,7 @@ export default {
       onUploaded: (m) => { song = m; songInfo.textContent = describeMedia(m); changed(); } });
     const songWrap = h('div', { class: 'field-group', hidden: true }, songUpload.wrap, songInfo);
     const subtitles = checkbox({ label: t('new.subtitles'), name: 'subtitles', checked: true });
-    const budget = field({ label: t('new.budget'), name: 'budget', type: 'number', min: '0.01', max: '1000000', step: '0.01',
+    const budget = field({ label: t('new.budget'), name: 'budget', type: 'number', min: '0.01', max: '1000000', step: 'any',
       hint: t('new.budget_hint') });
     const review = checkbox({ label: t('new.review'), name: 'review', hint: t('new.review_hint'), testid: 'review-checkbox' });
 

@@ -16,7 +16,7 @@ function sceneFields(scene, prefix) {
     narration: field({ label: label('narration'), name: `${prefix}narration`, type: 'textarea', rows: '3', maxlength: '2000', value: scene.narration || '', wide: true }),
     visual: field({ label: label('visual'), name: `${prefix}visual`, type: 'textarea', rows: '2', maxlength: '1000', value: scene.visual || '', wide: true }),
     on_screen_text: field({ label: label('on_screen_text'), name: `${prefix}text`, maxlength: '200', value: scene.on_screen_text || '' }),
-    duration: field({ label: label('duration'), name: `${prefix}duration`, type: 'number', min: '0.6', max: '120', step: '0.1', value: String(scene.duration) }),
+    duration: field({ label: label('duration'), name: `${prefix}duration`, type: 'number', min: '0.51', max: '120', step: 'any', value: String(scene.duration) }),
     camera: field({ label: label('camera'), name: `${prefix}camera`, type: 'select', value: scene.camera || 'static', options: CAMERAS.map((c) => [c, t(`camera.${c}`)]) }),
     transition: field({ label: label('transition'), name: `${prefix}transition`, type: 'select', value: scene.transition || 'crossfade', options: TRANSITIONS.map((c) => [c, t(`transition.${c}`)]) }),
   };
@@ -115,6 +115,10 @@ export function storyboardPanel({ jobId, onChanged }) {
         const now = readFields(f);
         const changes = {};
         for (const [k, v] of Object.entries(now)) if (v !== before[k]) changes[k] = v;
+        if (!Object.keys(changes).length) {
+          replace(summary, h('p', { class: 'alert alert--error', role: 'alert' }, t('scene.no_changes')));
+          return false;
+        }
         try {
           const job = await api.post(`/v1/productions/${seg(jobId)}/scenes/${scene.index}/rerender`, changes);
           toast(t('scene.rerender_queued', { n: scene.index + 1 }), 'success');

@@ -38,7 +38,8 @@ export default {
     replace(main, head, banner, liveNote,
       h('div', { class: 'detail-grid' },
         h('div', { class: 'detail-main' }, results.nodes[0], storyboard.node, results.nodes[1]),
-        h('div', { class: 'detail-side' }, progress.node, results.nodes[2], results.nodes[3])));
+        h('div', { class: 'detail-progress' }, progress.node),
+        h('div', { class: 'detail-side' }, results.nodes[2], results.nodes[3])));
 
     function setJob(next) {
       job = next;

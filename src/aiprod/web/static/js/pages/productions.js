@@ -24,9 +24,9 @@ function statusCell(job) {
 }
 
 function stageText(job) {
-  if (!job.stage) return '—';
+  if (!job.stage || job.status === 'completed') return '—';
   const stage = tOr(`stage.${job.stage}`, job.stage);
-  return TERMINAL.has(job.status) ? stage : `${stage} · ${job.progress || 0} %`;
+  return job.status === 'processing' ? `${stage} · ${job.progress || 0} %` : stage;
 }
 
 export default {
@@ -70,10 +70,11 @@ export default {
       href: withQuery('/v1/exports/productions', { format, ...listParams() }) }, t('productions.export', { format: format.toUpperCase() }));
 
     const tbody = h('tbody');
-    const tableEl = scrollBox(t('productions.title'), h('table', { class: 'table table--productions' },
+    const tableEl = scrollBox(t('productions.title'), h('table', { class: 'table table--productions table--cards' },
       h('caption', { class: 'visually-hidden' }, t('productions.title')),
       h('thead', null, h('tr', null, [t('productions.col_title'), t('productions.col_status'), t('productions.col_stage'),
-        t('productions.col_created'), t('productions.col_cost'), t('productions.col_length')].map((l) => h('th', { scope: 'col' }, l)))),
+        t('productions.col_created')].map((l) => h('th', { scope: 'col' }, l)),
+      [t('productions.col_cost'), t('productions.col_length')].map((l) => h('th', { scope: 'col', class: 'num' }, l)))),
       tbody));
     const results = h('div', { class: 'results', 'aria-live': 'polite', 'aria-busy': 'true' });
     const moreBtn = button(t('productions.more'), () => loadPage(true), { testid: 'load-more' });
@@ -125,7 +126,8 @@ export default {
           const target = d.parameter === 'q' ? q : filter;
           if (target === filter) advanced.open = true;
           target.setError(err.message);
-          replace(results, errorBox(err));
+          replace(results, emptyState(t('productions.fix_filter')));
+          target.input.focus();
         } else if (!more) {
           replace(results, errorBox(err));
         } else {

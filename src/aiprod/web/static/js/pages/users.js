@@ -27,7 +27,8 @@ export default {
     ];
 
     function roleSelect(u) {
-      const sel = h('select', { 'aria-label': t('users.role_of', { email: u.email }), 'data-testid': 'user-role', disabled: !can('admin:roles') },
+      const self = u.id === currentUser().id; // never demote yourself by accident
+      const sel = h('select', { 'aria-label': t('users.role_of', { email: u.email }), 'data-testid': 'user-role', disabled: self || !can('admin:roles') },
         ROLES.map((r) => h('option', { value: r, selected: r === u.role }, t(`role.${r}`))));
       sel.addEventListener('change', async () => {
         const next = sel.value;
@@ -45,6 +46,7 @@ export default {
     }
 
     function activeButton(u) {
+      if (u.id === currentUser().id) return '';
       const b = button(u.is_active ? t('users.disable') : t('users.enable'), () => busy(b, async () => {
         if (u.is_active && !(await confirmDialog({ title: t('users.disable_title'), message: t('users.disable_body', { email: u.email }), confirmLabel: t('users.disable'), danger: true }))) return;
         const updated = await api.patch(`/v1/admin/users/${seg(u.id)}`, { is_active: !u.is_active });
@@ -64,7 +66,7 @@ export default {
         after = page.next_after;
         if (!more_) {
           replace(tbody);
-          replace(body, page.items.length ? scrollBox(t('users.title'), h('table', { class: 'table' },
+          replace(body, page.items.length ? scrollBox(t('users.title'), h('table', { class: 'table table--cards' },
             h('caption', { class: 'visually-hidden' }, t('users.title')),
             h('thead', null, h('tr', null, cols.map((c) => h('th', { scope: 'col' }, c.label)))), tbody)) : emptyState(t('users.none')));
         }

@@ -20,7 +20,7 @@ export default {
     main.append(pageHeader(t('webhooks.title')), h('p', { class: 'muted lead' }, t('webhooks.lead')));
     if (!can('webhooks:read')) { main.append(h('p', { class: 'alert alert--info' }, t('webhooks.not_allowed'))); return undefined; }
     if (writable) main.append(createForm());
-    main.append(h('section', { class: 'card', 'aria-labelledby': 'hooks-title' }, h('h2', { id: 'hooks-title' }, t('webhooks.list_title')), listWrap));
+    main.append(h('div', { class: 'card' }, h('h2', { id: 'hooks-title' }, t('webhooks.list_title')), listWrap));
 
     function createForm() {
       const url = field({ label: t('webhooks.url'), name: 'url', type: 'url', maxlength: '2048', required: true, placeholder: 'https://example.com/hooks/aiprod', testid: 'webhook-url', wide: true });
