@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, expect, sync_playwright
 
 from tests.e2e.browser.harness import (
     ADMIN_EMAIL,
@@ -45,14 +46,24 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
         "AIPROD_POLL_SECONDS": "0.2",
     }
     env.pop("AIPROD_DATABASE_URL", None)  # SQLite in the data folder
-    create_user(env, PRODUCER_EMAIL, PASSWORD, "--role", "user")
-    create_user(env, VIEWER_EMAIL, PASSWORD, "--role", "user")
     server = Server(env, root / "server.log")
-    server.start()
+    server.start()  # migrates the database: the two CLI calls can run at once
     try:
+        with ThreadPoolExecutor(2) as pool:
+            made = [
+                pool.submit(create_user, env, email, PASSWORD, "--role", "user")
+                for email in (PRODUCER_EMAIL, VIEWER_EMAIL)
+            ]
+            for future in made:
+                future.result()
         yield Studio(server, one_time_password(server), root / "data")
     finally:
         server.stop()
+
+
+# `make test` renders in three workers at once on two cores: a page may take
+# a while to show what the server did.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="module")

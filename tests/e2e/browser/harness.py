@@ -9,7 +9,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,9 +102,10 @@ def one_time_password(server: Server, timeout: float = 10) -> str:
 
 
 def request_body(**extra: Any) -> dict[str, Any]:
-    """The smallest real production: a two-scene script, 480p, 24 fps, ~5 s."""
+    """The smallest real production: a two-scene script, 480×480, 24 fps, ~5 s."""
     return {
         "script": SCRIPT,
+        "aspect": "1:1",
         "resolution": "480p",
         "fps": 24,
         "preset": "quick_social",
@@ -331,26 +332,26 @@ def screenshots_wanted() -> bool:
     return os.environ.get("AIPROD_SCREENSHOTS") == "1"
 
 
-def shoot(page: Page, name: str, settle: Callable[[], None] | None = None) -> Path | None:
+def shoot(page: Page, name: str) -> Path | None:
     """Save the page as docs/images/studio-<name>.png (only with
-    AIPROD_SCREENSHOTS=1): the 1280×800 viewport in CSS pixels, halved if
-    the PNG would pass 150 KB."""
+    AIPROD_SCREENSHOTS=1): the 1280×800 viewport in CSS pixels, scrolled to
+    the top; past 150 KB, reduced to 256 colours, then scaled down."""
     if not screenshots_wanted():
         return None
-    if settle is not None:
-        settle()
     IMAGES.mkdir(parents=True, exist_ok=True)
     path = IMAGES / f"studio-{name}.png"
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(path), scale="css", animations="disabled", caret="hide")
     if path.stat().st_size > SCREENSHOT_LIMIT:
         from PIL import Image
 
-        with Image.open(path) as image:
-            image.load()
-            for factor in (0.75, 0.6, 0.5):
-                size = (int(image.width * factor), int(image.height * factor))
-                image.resize(size, Image.Resampling.LANCZOS).save(path, optimize=True)
-                if path.stat().st_size <= SCREENSHOT_LIMIT:
-                    break
+        with Image.open(path) as shot:
+            image = shot.convert("RGB")
+        for factor in (1.0, 0.75, 0.6, 0.5):
+            size = (int(image.width * factor), int(image.height * factor))
+            smaller = image if factor == 1.0 else image.resize(size, Image.Resampling.LANCZOS)
+            smaller.quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+            if path.stat().st_size <= SCREENSHOT_LIMIT:
+                break
     assert path.stat().st_size <= SCREENSHOT_LIMIT, f"{path} is too large"
     return path
