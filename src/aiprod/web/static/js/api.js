@@ -34,7 +34,33 @@ export function configure({ session, signedOut }) {
   if (signedOut) onSignedOut = signedOut;
 }
 
-export function setCsrf(token) { csrfToken = token || null; }
+let refreshTimer = null;
+let csrfTimer = null;
+const MAX_DELAY = 2 ** 31 - 1;
+
+/**
+ * Renew ahead of time what is about to expire, so that normal use never meets
+ * a 401 or a csrf_expired: the CSRF token at 80 % of its life, and the access
+ * cookie at 80 % of its life when the server says how long that is.
+ */
+export function scheduleRenewals(payload) {
+  if (!payload) { clearTimeout(refreshTimer); clearTimeout(csrfTimer); return; }
+  const csrfIn = payload.csrf_expires_in ?? payload.expires_in;
+  if (csrfIn > 0) {
+    clearTimeout(csrfTimer);
+    csrfTimer = setTimeout(() => { loadCsrf().catch(() => {}); }, Math.min(csrfIn * 800, MAX_DELAY));
+  }
+  const accessIn = payload.access_expires_in;
+  if (accessIn > 0) {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(() => { withLock(() => refreshSession()).catch(() => {}); }, Math.min(accessIn * 800, MAX_DELAY));
+  }
+}
+
+export function setCsrf(token) {
+  csrfToken = token || null;
+  if (!csrfToken) scheduleRenewals(null);
+}
 export function hasCsrf() { return csrfToken !== null; }
 
 function send(method, path, opts) {
@@ -85,6 +111,7 @@ async function refreshSession() {
   if (!res.ok) return false;
   const payload = await res.json();
   csrfToken = payload.csrf_token || null;
+  scheduleRenewals(payload);
   onSession(payload);
   return true;
 }
@@ -93,6 +120,7 @@ async function refreshSession() {
 export async function loadCsrf() {
   const payload = await request('GET', '/v1/csrf-token');
   csrfToken = payload.csrf_token || null;
+  scheduleRenewals({ csrf_expires_in: payload.expires_in });
   return csrfToken;
 }
 

@@ -1,6 +1,6 @@
 // The signed-in user and what their role may do. The session itself lives in
 // an HttpOnly cookie the studio never sees; the CSRF token only in memory.
-import { api, ApiError, configure, loadCsrf, setCsrf } from './api.js';
+import { api, ApiError, configure, loadCsrf, setCsrf, scheduleRenewals } from './api.js';
 
 // Mirror of aiprod.identity.permissions.PERMISSIONS (the server refuses anyway).
 const JOBS = ['jobs:create', 'jobs:read', 'jobs:update', 'jobs:delete', 'jobs:approve'];
@@ -66,6 +66,7 @@ export async function signIn(email, password) {
   const payload = await api.post('/v1/auth/session', { email, password },
     { noRefresh: true, noCsrf: true });
   setCsrf(payload.csrf_token);
+  scheduleRenewals(payload);
   setUser(payload.user);
   return payload.user;
 }

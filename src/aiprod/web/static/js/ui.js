@@ -47,7 +47,7 @@ export function toastError(err) { toast(errorMessage(err), 'error'); }
  * → Promise of the chosen action's value (null when dismissed with Escape or ×).
  * `onSubmit(value)` may return false (or a promise of false) to keep the dialog open.
  */
-export function openDialog({ title, body, actions = [], onSubmit, initialFocus, testid }) {
+export function openDialog({ title, body, actions = [], onSubmit, initialFocus, initialFocusIndex, testid }) {
   const previous = document.activeElement;
   const titleId = nextId('dlg');
   const dialog = h('dialog', { class: 'dialog', 'aria-labelledby': titleId, 'data-testid': testid });
@@ -93,17 +93,19 @@ export function openDialog({ title, body, actions = [], onSubmit, initialFocus, 
       choose(submitter ? submitter.value : 'submit', submitter);
     });
     dialog.showModal();
-    const focus = initialFocus || buttons[buttons.length - 1] || closeBtn;
+    const focus = initialFocus || buttons[initialFocusIndex ?? buttons.length - 1] || closeBtn;
     focus.focus();
   });
 }
 
 export async function confirmDialog({ title, message, confirmLabel, danger = false }) {
+  const cancel = { label: t('common.cancel'), value: 'cancel' };
   const value = await openDialog({
+    initialFocusIndex: danger ? 0 : 1,
     title,
     body: h('p', null, message),
     actions: [
-      { label: t('common.cancel'), value: 'cancel' },
+      cancel,
       { label: confirmLabel || t('common.confirm'), value: 'ok', kind: danger ? 'danger' : 'primary', testid: 'confirm-button' },
     ],
   });
@@ -178,10 +180,13 @@ export function button(label, onClick, { kind, testid, type = 'button', small, a
 
 /** Runs an async action with the button disabled; errors become toasts. */
 export async function busy(btn, fn) {
-  btn.disabled = true;
+  // aria-disabled, not disabled: a disabled button loses the focus (and a
+  // dialog opened from it could not give it back).
+  if (btn.getAttribute('aria-disabled') === 'true') return undefined;
+  btn.setAttribute('aria-disabled', 'true');
   btn.setAttribute('aria-busy', 'true');
   try { return await fn(); } catch (err) { toastError(err); return undefined; } finally {
-    btn.disabled = false;
+    btn.removeAttribute('aria-disabled');
     btn.removeAttribute('aria-busy');
   }
 }

@@ -64,7 +64,7 @@ export default {
   'new.review_hint': 'The production stops after planning so you can edit and approve its scenes.',
   'new.media_add': 'Add a picture or clip', 'new.media_hint': 'PNG, JPEG, WebP, MP4, MOV, WebM or MKV; each is shown on one scene.',
   'new.media_scene': 'Scene for {name}', 'new.media_remove': 'Remove {name}',
-  'new.estimate': 'Estimate', 'new.estimate_empty': 'Write a prompt or script to see the cost.',
+  'new.estimate': 'Estimate', 'new.estimate_empty': 'Write a prompt or script to see the cost.', 'new.estimate_incomplete': 'Correct the duration, budget or song to see the cost.',
   'new.estimate_total': 'estimated', 'new.estimate_length': 'Video length', 'new.estimate_time': 'Render time',
   'new.estimate_format': 'Output', 'new.estimate_stages': 'Cost by stage', 'new.fast_track': 'Fast track',
   'new.downgrades': 'To fit the budget:', 'new.submit': 'Create production',

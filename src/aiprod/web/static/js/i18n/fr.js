@@ -64,7 +64,7 @@ export default {
   'new.review_hint': 'La production s’arrête après la planification pour que vous modifiiez et validiez ses scènes.',
   'new.media_add': 'Ajouter une image ou un clip', 'new.media_hint': 'PNG, JPEG, WebP, MP4, MOV, WebM ou MKV ; chacun illustre une scène.',
   'new.media_scene': 'Scène pour {name}', 'new.media_remove': 'Retirer {name}',
-  'new.estimate': 'Estimation', 'new.estimate_empty': 'Écrivez un prompt ou un script pour voir le coût.',
+  'new.estimate': 'Estimation', 'new.estimate_empty': 'Écrivez un prompt ou un script pour voir le coût.', 'new.estimate_incomplete': 'Corrigez la durée, le budget ou le morceau pour voir le coût.',
   'new.estimate_total': 'estimé', 'new.estimate_length': 'Durée de la vidéo', 'new.estimate_time': 'Temps de rendu',
   'new.estimate_format': 'Sortie', 'new.estimate_stages': 'Coût par étape', 'new.fast_track': 'Voie rapide',
   'new.downgrades': 'Pour tenir le budget :', 'new.submit': 'Créer la production',

@@ -178,6 +178,15 @@ export default {
         replace(estimateBody, h('p', { class: 'muted' }, t('new.estimate_empty')));
         return;
       }
+      // Values the server would refuse anyway: say so here instead of asking it.
+      const p = presetByName[b.preset];
+      const outOfRange = (b.duration !== undefined && !(b.duration >= 5 && b.duration <= (p ? p.max_duration : 300)))
+        || (b.budget !== undefined && !(b.budget > 0 && b.budget <= 1000000))
+        || (music.input.value === 'upload' && !song);
+      if (outOfRange) {
+        replace(estimateBody, h('p', { class: 'muted' }, t('new.estimate_incomplete')));
+        return;
+      }
       if (estimateAbort) estimateAbort.abort();
       estimateAbort = new AbortController();
       estimateBody.setAttribute('aria-busy', 'true');
@@ -210,6 +219,7 @@ export default {
         navigate(`/productions/${seg(res.job.id)}`);
       } catch (err) {
         showFieldErrors(err, fields, summary);
+        if (err.code === 'budget_exceeded') budget.setError(err.message);
         summary.scrollIntoView({ block: 'nearest' });
         const firstBad = form.querySelector('[aria-invalid="true"]');
         (firstBad || summary).focus?.();

@@ -77,7 +77,7 @@ export default {
         h('p', { class: 'breadcrumb' }, h('a', { href: '#/productions' }, `← ${t('nav.productions')}`)),
         pageHeader(job.title || t('productions.untitled'), ...actions),
         h('div', { class: 'job-meta' }, statusBadge(job.status),
-          job.stage ? h('span', { class: 'muted' }, `${t('production.stage')}: ${tOr(`stage.${job.stage}`, job.stage)}`) : null,
+          job.stage && job.status !== 'completed' ? h('span', { class: 'muted' }, `${t('production.stage')}: ${tOr(`stage.${job.stage}`, job.stage)}`) : null,
           h('span', { class: 'muted' }, `${t('production.created')}: ${formatDate(job.created_at)}`),
           job.completed_at ? h('span', { class: 'muted' }, `${t('production.completed_at')}: ${formatDate(job.completed_at)}`) : null,
           job.fast_track ? h('span', { class: 'pill pill--ok' }, t('production.fast_track')) : null));
