@@ -14,7 +14,11 @@ from typing import Any
 from tests.api.conftest import Api, storyboard
 
 JOB_PREFIX = "/v1/productions/{production_id}"
-PUBLIC = {"/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout", "/v1/auth/session"}
+PUBLIC = {
+    *("/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout", "/v1/auth/session"),
+    # The studio's sign-in with an external provider: browser navigations.
+    *("/v1/auth/oidc/providers", "/v1/auth/oidc/{provider}/start", "/v1/auth/oidc/callback"),
+}
 
 # A valid body per request schema, so that only ownership can make it fail.
 SAMPLE_BODIES: dict[str, Any] = {
