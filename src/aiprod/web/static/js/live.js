@@ -125,7 +125,7 @@ export class LiveSocket {
     if (this.stopped) return;
     if (FATAL.has(ev.code)) {
       this.stopped = true;
-      this.onError(ev.reason || `closed (${ev.code})`);
+      this.onError(ev.reason || String(ev.code));
       this.onState('closed');
       return;
     }

@@ -48,7 +48,13 @@ export default {
       renderBanner();
     }
 
+    const stageEl = h('span', { class: 'muted', 'data-testid': 'job-stage' });
+    function renderStage() {
+      stageEl.textContent = job.stage && job.status !== 'completed' ? `${t('production.stage')}: ${tOr(`stage.${job.stage}`, job.stage)}` : '';
+    }
+
     function renderHead() {
+      renderStage();
       const actions = [];
       const act = (label, fn, opts) => { const b = button(label, () => busy(b, fn), opts); actions.push(b); };
       if (can('jobs:update') && ['queued', 'processing', 'awaiting_approval'].includes(job.status)) {
@@ -77,7 +83,7 @@ export default {
         h('p', { class: 'breadcrumb' }, h('a', { href: '#/productions' }, `← ${t('nav.productions')}`)),
         pageHeader(job.title || t('productions.untitled'), ...actions),
         h('div', { class: 'job-meta' }, statusBadge(job.status),
-          job.stage && job.status !== 'completed' ? h('span', { class: 'muted' }, `${t('production.stage')}: ${tOr(`stage.${job.stage}`, job.stage)}`) : null,
+          stageEl,
           h('span', { class: 'muted' }, `${t('production.created')}: ${formatDate(job.created_at)}`),
           job.completed_at ? h('span', { class: 'muted' }, `${t('production.completed_at')}: ${formatDate(job.completed_at)}`) : null,
           job.fast_track ? h('span', { class: 'pill pill--ok' }, t('production.fast_track')) : null));
@@ -130,6 +136,7 @@ export default {
         }
         if (RELOAD_ON.has(ev.type) || (ev.type === 'stage.completed' && ev.data && ev.data.stage === 'plan')) reloadSoon();
         else if (ev.status !== job.status) { job = { ...job, status: ev.status, stage: ev.stage, progress: ev.progress }; renderHead(); }
+        else if (ev.stage !== job.stage) { job = { ...job, stage: ev.stage }; renderStage(); }
       },
       onState: (s, info) => {
         liveNote.textContent = s === 'live' ? t('live.on') : s === 'retrying' ? t('live.retrying') : '';
@@ -137,12 +144,32 @@ export default {
         if (s === 'live' && info && info.subscribed && !info.reconnected) replayUntil = info.subscribed.last_seq || 0;
         if (s === 'live' && info && info.reconnected) reloadSoon();
       },
-      onError: (msg) => { liveNote.textContent = msg; },
+      onError: () => {
+        // No live stream (refused, or the socket cannot be opened): poll instead.
+        liveNote.textContent = t('live.polling');
+        liveNote.dataset.state = 'polling';
+        startPolling();
+      },
     });
+
+    let pollTimer = null;
+    function startPolling() {
+      if (pollTimer) return;
+      pollTimer = setInterval(async () => {
+        if (['completed', 'failed', 'cancelled'].includes(job.status)) return;
+        try {
+          const next = await api.get(`/v1/productions/${seg(id)}`);
+          const changed = next.status !== job.status;
+          setJob(next);
+          progress.apply({ type: 'poll', status: next.status, stage: next.stage, progress: next.progress, data: { eta_seconds: next.eta_seconds } }, { quiet: true });
+          if (changed) reloadAll();
+        } catch { /* try again next time */ }
+      }, 5000);
+    }
 
     setJob(job);
     await reloadAll();
     live.start();
-    return () => { live.stop(); reloadSoon.cancel(); };
+    return () => { live.stop(); reloadSoon.cancel(); clearInterval(pollTimer); };
   },
 };

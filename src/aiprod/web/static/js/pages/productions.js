@@ -9,6 +9,7 @@ import { statusBadge, pageHeader, loading, emptyState, errorBox, field, button, 
 
 export const STATUSES = ['queued', 'processing', 'awaiting_approval', 'completed', 'failed', 'cancelled'];
 const SORTS = ['-created', 'created', '-updated', '-completed', '-cost', 'cost', '-duration', 'duration'];
+const PRESETS = ['quick_social', 'brand_campaign', 'premium_spot'];
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const PAGE = 20;
 
@@ -34,7 +35,8 @@ export default {
   async render(main, { query, navigate }) {
     const state = {
       q: query.get('q') || '', status: query.get('status') || '', filter: query.get('filter') || '',
-      sort: query.get('sort') || '-created',
+      sort: query.get('sort') || '-created', preset: query.get('preset') || '', aspect: query.get('aspect') || '',
+      from: query.get('from') || '', to: query.get('to') || '',
     };
     const rows = new Map();
     let cursor = null;
@@ -47,8 +49,16 @@ export default {
       options: SORTS.map((s) => [s, t(`sort.${s}`)]), testid: 'sort-select' });
     const filter = field({ label: t('productions.filter'), name: 'filter', value: state.filter, maxlength: '2000',
       placeholder: 'status:failed|cancelled, created:>=2026-03', hint: t('productions.filter_hint'), testid: 'filter-input' });
-    const advanced = h('details', { class: 'advanced', open: Boolean(state.filter) },
-      h('summary', null, t('productions.advanced')), filter.wrap,
+    const preset = field({ label: t('productions.preset'), name: 'preset', type: 'select', value: state.preset,
+      options: [['', t('productions.any')], ...PRESETS.map((p) => [p, t(`preset.${p}`)])] });
+    const aspect = field({ label: t('productions.aspect'), name: 'aspect', type: 'select', value: state.aspect,
+      options: [['', t('productions.any')], ...['16:9', '9:16', '1:1'].map((a) => [a, t(`aspect.${a}`)])] });
+    const from = field({ label: t('productions.from'), name: 'from', type: 'date', value: state.from });
+    const to = field({ label: t('productions.to'), name: 'to', type: 'date', value: state.to });
+    const advancedOn = Boolean(state.filter || state.preset || state.aspect || state.from || state.to);
+    const advanced = h('details', { class: 'advanced', open: advancedOn },
+      h('summary', null, t('productions.advanced')),
+      h('div', { class: 'grid grid--dense' }, preset.wrap, aspect.wrap, from.wrap, to.wrap), filter.wrap,
       h('p', { class: 'field__hint' }, t('productions.filter_fields')));
     const form = h('form', { class: 'searchbar', role: 'search', 'aria-label': t('productions.search_form') },
       h('div', { class: 'searchbar__row' }, q.wrap, status.wrap, sort.wrap,
@@ -56,7 +66,8 @@ export default {
       advanced);
 
     const apply = () => {
-      const next = { q: q.input.value.trim(), status: status.input.value, filter: filter.input.value.trim(), sort: sort.input.value };
+      const next = { q: q.input.value.trim(), status: status.input.value, filter: filter.input.value.trim(), sort: sort.input.value,
+        preset: preset.input.value, aspect: aspect.input.value, from: from.input.value, to: to.input.value };
       const path = withQuery('/productions', { ...next, sort: next.sort === '-created' ? '' : next.sort });
       navigate(path);
     };
@@ -64,7 +75,12 @@ export default {
     status.input.addEventListener('change', apply);
     sort.input.addEventListener('change', apply);
 
-    const listParams = () => ({ q: state.q, status: state.status, filter: state.filter,
+    // The structured fields are clauses of the `filter` grammar, and'ed with what is typed.
+    const filterParam = () => [
+      state.preset && `preset:${state.preset}`, state.aspect && `aspect:${state.aspect}`,
+      state.from && `created:>=${state.from}`, state.to && `created:<=${state.to}`, state.filter,
+    ].filter(Boolean).join(',');
+    const listParams = () => ({ q: state.q, status: state.status, filter: filterParam(),
       sort: state.sort === '-created' ? '' : state.sort });
     const exportLink = (format) => h('a', { class: 'btn btn--ghost btn--small', download: '',
       href: withQuery('/v1/exports/productions', { format, ...listParams() }) }, t('productions.export', { format: format.toUpperCase() }));
@@ -116,7 +132,7 @@ export default {
           rows.clear();
           replace(tbody);
           replace(results, page.items.length ? tableEl : emptyState(
-            state.q || state.status || state.filter ? t('productions.none_match') : t('productions.none_yet')));
+            state.q || state.status || filterParam() ? t('productions.none_match') : t('productions.none_yet')));
         }
         append(tbody, page.items.map(rowFor));
         moreWrap.hidden = !cursor;
@@ -139,7 +155,7 @@ export default {
       }
     }
 
-    const plainListing = () => !state.q && !state.filter && state.sort === '-created';
+    const plainListing = () => !state.q && !filterParam() && state.sort === '-created';
     async function onEvent(ev) {
       const entry = rows.get(ev.job_id);
       if (entry) {
