@@ -246,7 +246,10 @@ def _to_studio(fragment: str) -> RedirectResponse:
     summary="Start signing in with an external provider",
     status_code=303,
     response_class=RedirectResponse,
-    responses={303: {"description": "To the provider's sign-in page."}, **error_responses(404)},
+    responses={
+        303: {"description": "To the provider's sign-in page."},
+        **error_responses(404, 422),
+    },
     openapi_extra=_PUBLIC,
 )
 async def oidc_start(
@@ -280,7 +283,10 @@ async def oidc_start(
     summary="Where an external provider sends the browser back",
     status_code=303,
     response_class=RedirectResponse,
-    responses={303: {"description": "To the studio, signed in or with an error code."}},
+    responses={
+        303: {"description": "To the studio, signed in or with an error code."},
+        **error_responses(422),
+    },
     openapi_extra=_PUBLIC,
 )
 async def oidc_callback(
