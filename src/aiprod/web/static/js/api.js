@@ -116,6 +116,11 @@ async function refreshSession() {
   return true;
 }
 
+/** Renew the session now (within the cross-tab lock); true when signed in afterwards. */
+export function refreshNow() {
+  return withLock(() => refreshSession());
+}
+
 /** GET /v1/csrf-token into memory. */
 export async function loadCsrf() {
   const payload = await request('GET', '/v1/csrf-token');

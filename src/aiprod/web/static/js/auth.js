@@ -1,6 +1,6 @@
 // The signed-in user and what their role may do. The session itself lives in
 // an HttpOnly cookie the studio never sees; the CSRF token only in memory.
-import { api, ApiError, configure, loadCsrf, setCsrf, scheduleRenewals } from './api.js';
+import { api, ApiError, configure, loadCsrf, setCsrf, scheduleRenewals, refreshNow } from './api.js';
 
 // Mirror of aiprod.identity.permissions.PERMISSIONS (the server refuses anyway).
 const JOBS = ['jobs:create', 'jobs:read', 'jobs:update', 'jobs:delete', 'jobs:approve'];
@@ -49,8 +49,30 @@ export function init(signedOut) {
   });
 }
 
-/** On page load: GET /v1/me (a 401 refreshes once), then a CSRF token. */
+/**
+ * On page load: GET /v1/auth/session says, always with a 200, whether this
+ * browser is signed in (so a visitor's console shows no 401). Signed in: a
+ * CSRF token; an expired access cookie that can be renewed: one refresh
+ * (serialized across tabs); otherwise nobody is signed in.
+ */
 export async function restore() {
+  let state;
+  try {
+    state = await api.get('/v1/auth/session', { noRefresh: true });
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return restoreWithMe(); // an older server
+    throw err;
+  }
+  if (state.signed_in && state.user) {
+    setUser(state.user);
+    await loadCsrf();
+    return state.user;
+  }
+  if (state.renewable && (await refreshNow())) return user;
+  return null;
+}
+
+async function restoreWithMe() {
   try {
     const me = await api.get('/v1/me');
     setUser(me);
@@ -59,6 +81,15 @@ export async function restore() {
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return null;
     throw err;
+  }
+}
+
+/** The identity providers offered as "Sign in with …" (empty when none). */
+export async function signInProviders() {
+  try {
+    return (await api.get('/v1/auth/oidc/providers', { noRefresh: true })).items || [];
+  } catch {
+    return [];
   }
 }
 

@@ -27,6 +27,9 @@ export default {
   'signin.submit': 'Sign in', 'signin.email_required': 'Enter your email.', 'signin.password_required': 'Enter your password.',
   'signin.bad_credentials': 'Wrong email or password.', 'signin.throttled': 'Too many attempts. Wait a moment before trying again.',
   'signin.throttled_in': 'Too many attempts. Try again in {s} seconds.', 'signin.invalid': 'Enter a valid email and password.',
+  'signin.or': 'or', 'signin.with': 'Sign in with {name}', 'signin.oidc_failed': 'Signing in with the external provider failed.',
+  'signin.oidc_denied': 'The provider did not sign you in.', 'signin.oidc_state': 'That sign-in link expired or was not started here: try again.',
+  'signin.oidc_refused': 'Your account at the provider may not use this studio.', 'signin.oidc_unavailable': 'The provider cannot be reached now: try again later.',
 
   'status.queued': 'Queued', 'status.processing': 'Processing', 'status.awaiting_approval': 'Awaiting approval',
   'status.completed': 'Completed', 'status.failed': 'Failed', 'status.cancelled': 'Cancelled',

@@ -27,6 +27,9 @@ export default {
   'signin.submit': 'Se connecter', 'signin.email_required': 'Saisissez votre e-mail.', 'signin.password_required': 'Saisissez votre mot de passe.',
   'signin.bad_credentials': 'E-mail ou mot de passe incorrect.', 'signin.throttled': 'Trop de tentatives. Patientez avant de réessayer.',
   'signin.throttled_in': 'Trop de tentatives. Réessayez dans {s} secondes.', 'signin.invalid': 'Saisissez un e-mail et un mot de passe valides.',
+  'signin.or': 'ou', 'signin.with': 'Se connecter avec {name}', 'signin.oidc_failed': 'La connexion par le fournisseur externe a échoué.',
+  'signin.oidc_denied': 'Le fournisseur ne vous a pas connecté.', 'signin.oidc_state': 'Ce lien de connexion a expiré ou n’a pas été ouvert ici : réessayez.',
+  'signin.oidc_refused': 'Votre compte chez le fournisseur n’a pas accès à ce studio.', 'signin.oidc_unavailable': 'Le fournisseur est injoignable pour l’instant : réessayez plus tard.',
 
   'status.queued': 'En file', 'status.processing': 'En cours', 'status.awaiting_approval': 'En attente de validation',
   'status.completed': 'Terminée', 'status.failed': 'Échouée', 'status.cancelled': 'Annulée',

@@ -1,6 +1,6 @@
 // Sign in with email and password (POST /v1/auth/session → cookie session).
 import { h } from '../dom.js';
-import { t } from '../i18n.js';
+import { t, tOr } from '../i18n.js';
 import { ApiError } from '../api.js';
 import * as auth from '../auth.js';
 import { field, errorMessage } from '../ui.js';
@@ -59,12 +59,24 @@ export default {
       }
     });
 
+    // Coming back from an external provider that did not sign us in.
+    const oidcError = query.get('error');
+    if (oidcError) showError(tOr(`signin.${oidcError}`, t('signin.oidc_failed')));
+    const external = h('div', { class: 'signin__external' });
     main.append(h('section', { class: 'signin' },
       h('div', { class: 'signin__card card' },
         h('p', { class: 'signin__brand', 'aria-hidden': 'true' }, '▶ AIPROD'),
         h('h1', { tabindex: '-1' }, t('signin.title')),
         h('p', { class: 'muted' }, t('signin.lead')),
-        form)));
+        form, external)));
+    auth.signInProviders().then((providers) => {
+      if (!providers.length || !external.isConnected) return;
+      external.append(h('p', { class: 'signin__or' }, t('signin.or')),
+        h('ul', { class: 'signin__providers' }, providers.map((p) => h('li', null,
+          // A plain navigation: the server sends the browser on to the provider.
+          h('a', { class: 'btn btn--block', href: p.start_url, 'data-testid': 'signin-provider' },
+            t('signin.with', { name: p.name }))))));
+    });
     setTimeout(() => email.input.focus(), 0);
     return () => clearTimeout(countdown);
   },
