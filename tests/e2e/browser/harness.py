@@ -191,6 +191,9 @@ class Watch:
         if "Content Security Policy" in text:
             self.csp.append(f"{page.url}: {text}")
             return
+        if message.type == "warning" and text.startswith("i18n: missing key"):
+            self.console.append(f"{page.url}: {text}")  # a label shows its key
+            return
         if message.type != "error":
             return
         where = str(message.location.get("url", ""))
