@@ -50,7 +50,7 @@ export default {
   'productions.search_button': 'Search', 'productions.more': 'Load more', 'productions.export': 'Export {format}',
   'productions.col_title': 'Title', 'productions.col_status': 'Status', 'productions.col_stage': 'Stage',
   'productions.col_created': 'Created', 'productions.col_cost': 'Estimated cost', 'productions.col_length': 'Length',
-  'productions.none_yet': 'No productions yet.', 'productions.fix_filter': 'Correct the search above to see results.', 'productions.none_match': 'No production matches this search.',
+  'productions.none_yet': 'No productions yet.', 'productions.shown': (p) => (p.n === 1 ? '1 production shown' : '{n} productions shown'), 'productions.fix_filter': 'Correct the search above to see results.', 'productions.none_match': 'No production matches this search.',
 
   'new.title': 'New production', 'new.not_allowed': 'Your role cannot create productions.',
   'new.section_what': 'What to make', 'new.section_format': 'Format', 'new.section_sound': 'Voice, music and subtitles',

@@ -50,7 +50,7 @@ export default {
   'productions.search_button': 'Rechercher', 'productions.more': 'Afficher plus', 'productions.export': 'Exporter en {format}',
   'productions.col_title': 'Titre', 'productions.col_status': 'Statut', 'productions.col_stage': 'Étape',
   'productions.col_created': 'Créée le', 'productions.col_cost': 'Coût estimé', 'productions.col_length': 'Durée',
-  'productions.none_yet': 'Aucune production pour l’instant.', 'productions.fix_filter': 'Corrigez la recherche ci-dessus pour voir les résultats.', 'productions.none_match': 'Aucune production ne correspond à cette recherche.',
+  'productions.none_yet': 'Aucune production pour l’instant.', 'productions.shown': (p) => (p.n <= 1 ? '{n} production affichée' : '{n} productions affichées'), 'productions.fix_filter': 'Corrigez la recherche ci-dessus pour voir les résultats.', 'productions.none_match': 'Aucune production ne correspond à cette recherche.',
 
   'new.title': 'Nouvelle production', 'new.not_allowed': 'Votre rôle ne permet pas de créer des productions.',
   'new.section_what': 'Quoi produire', 'new.section_format': 'Format', 'new.section_sound': 'Voix, musique et sous-titres',

@@ -32,7 +32,7 @@ export default {
       h('div', { class: 'grid grid--dense' }, Object.values(f).map((x) => x.wrap)), summary,
       h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'btn btn--primary' }, t('audit.apply')),
         h('button', { type: 'reset', class: 'btn btn--ghost' }, t('audit.clear'))));
-    const body = h('div', { 'aria-live': 'polite' });
+    const body = h('div');
     const tbody = h('tbody');
     const more = button(t('audit.older'), () => load(true), { testid: 'load-more' });
     const moreWrap = h('div', { class: 'more', hidden: true }, more);

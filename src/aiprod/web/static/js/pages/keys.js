@@ -11,7 +11,7 @@ const STATUS_KIND = { active: 'ok', grace: 'warn', pending: 'warn', expired: 'ne
 export default {
   title: () => t('keys.title'),
   async render(main) {
-    const listWrap = h('div', { 'aria-live': 'polite' }, loading());
+    const listWrap = h('div', null, loading());
     const perms = rolePermissions(currentUser().role);
 
     const name = field({ label: t('keys.name'), name: 'name', maxlength: '100', required: true, testid: 'key-name' });

@@ -92,7 +92,8 @@ export default {
         t('productions.col_created')].map((l) => h('th', { scope: 'col' }, l)),
       [t('productions.col_cost'), t('productions.col_length')].map((l) => h('th', { scope: 'col', class: 'num' }, l)))),
       tbody));
-    const results = h('div', { class: 'results', 'aria-live': 'polite', 'aria-busy': 'true' });
+    const results = h('div', { class: 'results', 'aria-busy': 'true' });
+    const count = h('p', { class: 'visually-hidden', role: 'status', 'data-testid': 'result-count' });
     const moreBtn = button(t('productions.more'), () => loadPage(true), { testid: 'load-more' });
     const moreWrap = h('div', { class: 'more', hidden: true }, moreBtn);
     const liveNote = h('p', { class: 'live-note muted', 'aria-live': 'polite' });
@@ -100,7 +101,7 @@ export default {
     const newBtn = can('jobs:create') ? h('a', { href: '#/new', class: 'btn btn--primary' }, t('productions.new')) : null;
     main.append(pageHeader(t('productions.title'), newBtn), form,
       h('div', { class: 'toolbar' }, liveNote, h('div', { class: 'toolbar__end' }, exportLink('csv'), exportLink('ndjson'))),
-      results, moreWrap);
+      count, results, moreWrap);
 
     function rowFor(job) {
       const statusTd = h('td', { 'data-label': t('productions.col_status') }, statusCell(job));
@@ -136,6 +137,7 @@ export default {
         }
         append(tbody, page.items.map(rowFor));
         moreWrap.hidden = !cursor;
+        count.textContent = t('productions.shown', { n: rows.size });
       } catch (err) {
         if (err instanceof ApiError && err.code === 'invalid_filter') {
           const d = err.details || {};

@@ -11,7 +11,7 @@ export default {
     let after = null;
     const role = field({ label: t('users.role_filter'), name: 'role', type: 'select',
       options: [['', t('users.any_role')], ...ROLES.map((r) => [r, t(`role.${r}`)])] });
-    const body = h('div', { 'aria-live': 'polite' });
+    const body = h('div');
     const tbody = h('tbody');
     const more = button(t('productions.more'), () => load(true), { testid: 'load-more' });
     const moreWrap = h('div', { class: 'more', hidden: true }, more);

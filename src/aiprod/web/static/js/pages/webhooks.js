@@ -16,7 +16,7 @@ export default {
   title: () => t('webhooks.title'),
   async render(main) {
     const writable = can('webhooks:write');
-    const listWrap = h('div', { 'aria-live': 'polite' }, loading());
+    const listWrap = h('div', null, loading());
     main.append(pageHeader(t('webhooks.title')), h('p', { class: 'muted lead' }, t('webhooks.lead')));
     if (!can('webhooks:read')) { main.append(h('p', { class: 'alert alert--info' }, t('webhooks.not_allowed'))); return undefined; }
     if (writable) main.append(createForm());
@@ -114,7 +114,7 @@ export default {
         { label: t('common.actions'), cell: (d) => (writable ? replayButton(w, d) : '') },
       ];
       const more = button(t('productions.more'), () => load(true), { small: true });
-      const body = h('div', { 'aria-live': 'polite' });
+      const body = h('div');
       status.input.addEventListener('change', () => load(false));
       replace(wrap, h('div', { class: 'inline-filters' }, status.wrap), body, h('div', { class: 'more' }, more));
       async function load(append_) {
