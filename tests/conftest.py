@@ -19,6 +19,8 @@
   password tests do not prove with the cheap hasher (same code, same format).
 * ``settings`` (a data folder of the test's own) and ``base_settings`` (what the
   app fixtures of each domain start from).
+* ``aiprod serve`` started by a test runs one API process (``AIPROD_PROCESSES
+  =1``) unless the test asks for more.
 * Renders narrate the default voice with eSpeak NG (``AIPROD_NEURAL_NARRATION
   =false``, inherited by the servers tests start): the neural model costs ~1 s
   of CPU to load per job, which over the suite's renders is a minute of a
@@ -52,6 +54,9 @@ from aiprod.identity import passwords
 from aiprod.settings import Settings
 
 os.environ.setdefault("AIPROD_NEURAL_NARRATION", "false")
+# One API process per `aiprod serve` a test starts (the default is one per
+# core): the tests of several processes (tests/e2e/test_processes.py) ask.
+os.environ.setdefault("AIPROD_PROCESSES", "1")
 # The suite makes many calls quickly from one address, and its users submit
 # many productions: rate limits stay on (every app runs the middleware) but
 # far above what a test does; quotas are lifted.  Servers tests start inherit

@@ -153,6 +153,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=0, le=32, description="Embedded worker concurrency (0: none).")
+    processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="API processes `aiprod serve` runs on one port (0: one per core); with "
+        "more than one, the worker runs in a process of its own.",
+    )
+    api_process_max_mb: int = Field(
+        512, ge=0, description="An API process resident above this is replaced (0: no bound)."
+    )
+    worker_process_max_mb: int = Field(
+        2048,
+        ge=0,
+        description="The worker process resident above this is replaced; its jobs resume "
+        "from their last stage (0: no bound).",
+    )
     lease_seconds: float = Field(30.0, ge=2)
     heartbeat_seconds: float = Field(5.0, gt=0)
     max_attempts: int = Field(3, ge=1, le=10)
@@ -268,6 +284,13 @@ class Settings(BaseSettings):
         "credential (exports and streams: per user too), in the `limits` notation "
         '("10/minute", "100/hour;1000/day"); JSON object, classes left out keep their default.',
     )
+    rate_limit_processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="API processes counting rate limits in memory side by side (set by "
+        "`aiprod serve` for its processes): without Redis each enforces 1/N of every limit.",
+    )
     rate_limit_prefix: str = Field(
         "aiprod:rl", min_length=1, max_length=100, description="Prefix of the Redis keys."
     )
@@ -318,10 +341,35 @@ class Settings(BaseSettings):
         description="External identity providers whose ID tokens are accepted (JSON list).",
     )
 
+    # --- observability (aiprod.ops: /metrics, logs) --------------------------
+    metrics_token_file: Path | None = Field(
+        None,
+        description="A file holding the token (≥ 32 characters) a Prometheus server sends as "
+        "`Authorization: Bearer` to scrape /metrics. Unset: only an admin credential may.",
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto",
+        description="Log lines as JSON (one object a line) or for people; `auto`: people when "
+        "stderr is a terminal, JSON otherwise.",
+    )
+    access_log: bool = Field(True, description="One log line per HTTP request (`aiprod.access`).")
+
     @field_validator("secret_key", "api_key_secret")
     @classmethod
     def _strong_secret(cls, value: str | None) -> str | None:
         return None if value is None else check_secret(value)
+
+    @field_validator("metrics_token_file")
+    @classmethod
+    def _metrics_token(cls, value: Path | None) -> Path | None:
+        """Readable and strong now, so that a bad token stops the start, not a scrape."""
+        if value is not None:
+            try:
+                token = value.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"{value} cannot be read ({exc.strerror})") from None
+            check_secret(token)
+        return value
 
     @field_validator("rate_limits")
     @classmethod

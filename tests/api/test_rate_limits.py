@@ -369,3 +369,15 @@ def _ctx() -> Any:
     from aiprod.identity.audit import AuditContext
 
     return AuditContext(ip="127.0.0.1")
+
+
+async def test_processes_counting_in_memory_each_enforce_their_share(tmp_path: Path) -> None:
+    """`aiprod serve` with N processes and no Redis: each allows 1/N of a
+    limit, so that together they allow about the configured rate."""
+    settings = Settings(
+        data_dir=tmp_path, rate_limits={"reads": "10/minute"}, rate_limit_processes=3
+    )
+    limiter = Limiter(settings)
+    allowed = [(await limiter.check("reads", "ip", "198.51.100.7")).allowed for _ in range(6)]
+    assert allowed == [True] * 4 + [False] * 2  # ceil(10 / 3) = 4 in this process
+    assert [p.item.amount for p in limiter.policies["reads"]] == [10]  # Redis counts the whole

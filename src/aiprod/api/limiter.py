@@ -102,6 +102,16 @@ class Limiter:
                 Policy(cls if len(items) == 1 else f"{cls}-{i + 1}", item)
                 for i, item in enumerate(items)
             ]
+        # Several API processes counting in memory side by side: each enforces
+        # its share, so that together they allow about the configured rate.
+        share = settings.rate_limit_processes
+        self.memory_policies = {
+            cls: [
+                Policy(p.name, type(p.item)(math.ceil(p.item.amount / share), p.item.multiples))
+                for p in found
+            ]
+            for cls, found in self.policies.items()
+        }
         self.memory = SlidingWindowCounterRateLimiter(MemoryStorage())
         self.redis: SlidingWindowCounterRateLimiter | None = None
         self.redis_url = settings.redis_url
@@ -150,7 +160,7 @@ class Limiter:
                     self._redis_down = False
                     log.warning("rate limits: Redis answers again; counting there")
                 return _worst(outcomes)
-        return _worst(await _count(self.memory, policies, cls, kind, key))
+        return _worst(await _count(self.memory, self.memory_policies[cls], cls, kind, key))
 
     def _fell_back(self, exc: BaseException) -> None:
         self._redis_back_at = time.monotonic() + REDIS_RETRY_SECONDS

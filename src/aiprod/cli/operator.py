@@ -32,6 +32,15 @@ def worker(
     finished stage on the next worker that claims them.
     """
     import asyncio
+
+    configure_logging(log_level)
+    settings = platform_settings()
+    migrate("up", settings.sqlalchemy_url, "heads")
+    asyncio.run(run_worker(settings, concurrency))
+
+
+def configure_logging(log_level: str) -> None:
+    """The worker's log lines, at `log_level` (a bad name is a CLI error)."""
     import logging
 
     level = logging.getLevelName(log_level.upper())
@@ -39,12 +48,10 @@ def worker(
         raise fail(f"unknown log level {log_level!r}")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(max(level, logging.WARNING))
-    settings = platform_settings()
-    migrate("up", settings.sqlalchemy_url, "heads")
-    asyncio.run(_run_worker(settings, concurrency))
 
 
-async def _run_worker(settings: Settings, concurrency: int | None) -> None:
+async def run_worker(settings: Settings, concurrency: int | None) -> None:
+    """Claim and run jobs until SIGTERM or SIGINT."""
     import asyncio
     import logging
     import signal

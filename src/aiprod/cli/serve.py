@@ -5,11 +5,13 @@ rest of the command line does not load them."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from typing import Annotated, Any
 
 import typer
 
 from aiprod.cli.common import console, fail, migrate, platform_settings
+from aiprod.cli.processes import Supervisor, processes_for
 from aiprod.settings import Settings
 
 
@@ -32,6 +34,14 @@ def serve(
             "`aiprod worker` processes (default: AIPROD_WORKERS).",
         ),
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=64,
+            help="API processes on the port; 0: one per core (default: AIPROD_PROCESSES).",
+        ),
+    ] = None,
     admin_email: Annotated[
         str, typer.Option(help="Email of the first admin, created when there is no admin.")
     ] = "admin@localhost",
@@ -48,7 +58,7 @@ def serve(
     if log_level.lower() not in ("critical", "error", "warning", "info", "debug", "trace"):
         raise fail(f"unknown log level {log_level!r}")
     settings = platform_settings()
-    overrides = {"host": host, "port": port, "workers": workers}
+    overrides = {"host": host, "port": port, "workers": workers, "processes": processes}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     migrate("up", settings.sqlalchemy_url, "heads")
     # Also proves the signing key is usable before anything listens.
@@ -58,11 +68,14 @@ def serve(
         console.print(f"[bold]one-time password:[/] {password}", highlight=False)
         console.print("[yellow]it is shown only now; store it safely.[/]")
     base = f"http://{_browser_host(settings.host)}:{settings.port}"
-    mode = (
-        f"embedded worker x{settings.workers}"
-        if settings.workers > 0
-        else "no embedded worker (run `aiprod worker`)"
-    )
+    count = processes_for(settings)
+    if settings.workers == 0:
+        worker_mode = "no worker (run `aiprod worker`)"
+    elif count > 1:
+        worker_mode = f"a worker process x{settings.workers}"
+    else:
+        worker_mode = f"embedded worker x{settings.workers}"
+    mode = f"{count} API process{'es' if count > 1 else ''}, {worker_mode}"
     console.print(f"[bold]AIPROD[/] on {base} ({mode})")
     console.print(
         f"[bold]Studio:[/] open {base}/ in a browser and sign in as "
@@ -80,29 +93,42 @@ def serve(
         '  -d \'{"prompt": "How honeybees turn nectar into honey", "duration": 20}\''
     )
     console.print(example, markup=False, highlight=False, soft_wrap=True)
+    if count > 1:
+        import logging
+
+        console.print(f"supervisor pid {os.getpid()}: SIGHUP reloads, SIGTERM stops")
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+        shared = settings.model_copy(update={"rate_limit_processes": count})
+        raise typer.Exit(Supervisor(shared, count, log_level.lower()).run())
+
     from aiprod.events.runtime import drain_streams_on_exit
 
     api = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            api,
-            host=settings.host,
-            port=settings.port,
-            log_level=log_level.lower(),
-            server_header=False,
-            # X-Forwarded-* is handled by the app, from settings.trusted_proxies only.
-            proxy_headers=False,
-            # Event messages are small JSON; compressing each one per
-            # connection costs more CPU at fan-out than it saves bytes.
-            ws_per_message_deflate=False,
-        )
-    )
+    server = uvicorn.Server(server_config(api, settings, log_level))
     drain_streams_on_exit(server, api)  # open event streams must not hold shutdown
-    _tune_gc()
+    tune_gc()
     server.run()
 
 
-def _tune_gc() -> None:
+def server_config(app: Any, settings: Settings, log_level: str) -> Any:
+    """uvicorn's configuration of an API process."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level.lower(),
+        server_header=False,
+        # X-Forwarded-* is handled by the app, from settings.trusted_proxies only.
+        proxy_headers=False,
+        # Event messages are small JSON; compressing each one per
+        # connection costs more CPU at fan-out than it saves bytes.
+        ws_per_message_deflate=False,
+    )
+
+
+def tune_gc() -> None:
     """Keep the cyclic GC from stalling live event streams.  With a thousand
     open WebSockets a default full collection walks ~200k objects and pauses
     the loop ~100 ms, delaying the next event for every client at once
