@@ -117,7 +117,7 @@ export default {
   'transition.cut': 'Cut', 'transition.crossfade': 'Crossfade', 'transition.slide': 'Slide',
   'qa.title': 'Quality report', 'qa.passed': 'All blocking checks passed', 'qa.failed': 'Some checks failed',
   'qa.pending': 'The report appears once the video is checked.', 'qa.none': 'No quality report.',
-  'qa.check': 'Check', 'qa.result': 'Result', 'qa.measured': 'Measured', 'qa.expected': 'Expected',
+  'qa.check': 'Check', 'qa.checks': 'Quality checks', 'qa.result': 'Result', 'qa.measured': 'Measured', 'qa.expected': 'Expected',
   'qa.pass': 'Pass', 'qa.fail': 'Fail', 'qa.warn': 'Warning', 'qa.failed_checks': 'Failed', 'qa.warnings': 'Warnings',
   'qa.check.audio_codec': 'Audio codec', 'qa.check.audio_format': 'Audio format', 'qa.check.audio_length': 'Audio length',
   'qa.check.audio_present': 'Audio track', 'qa.check.duration': 'Duration', 'qa.check.requested_duration': 'Requested duration',

@@ -117,7 +117,7 @@ export default {
   'transition.cut': 'Cut', 'transition.crossfade': 'Fondu enchaîné', 'transition.slide': 'Glissement',
   'qa.title': 'Rapport qualité', 'qa.passed': 'Tous les contrôles bloquants sont passés', 'qa.failed': 'Des contrôles ont échoué',
   'qa.pending': 'Le rapport apparaîtra après le contrôle de la vidéo.', 'qa.none': 'Aucun rapport qualité.',
-  'qa.check': 'Contrôle', 'qa.result': 'Résultat', 'qa.measured': 'Mesuré', 'qa.expected': 'Attendu',
+  'qa.check': 'Contrôle', 'qa.checks': 'Contrôles qualité', 'qa.result': 'Résultat', 'qa.measured': 'Mesuré', 'qa.expected': 'Attendu',
   'qa.pass': 'Réussi', 'qa.fail': 'Échec', 'qa.warn': 'Avertissement', 'qa.failed_checks': 'Échecs', 'qa.warnings': 'Avertissements',
   'qa.check.audio_codec': 'Codec audio', 'qa.check.audio_format': 'Format audio', 'qa.check.audio_length': 'Durée audio',
   'qa.check.audio_present': 'Piste audio', 'qa.check.duration': 'Durée', 'qa.check.requested_duration': 'Durée demandée',

@@ -99,7 +99,7 @@ function renderQa(job, report) {
   });
   return h('div', null,
     h('p', null, pill(report.passed ? t('qa.passed') : t('qa.failed'), report.passed ? 'ok' : 'bad')),
-    scrollBox(t('qa.title'), h('table', { class: 'table table--compact' },
+    scrollBox(t('qa.checks'), h('table', { class: 'table table--compact' },
       h('thead', null, h('tr', null, [t('qa.check'), t('qa.result'), t('qa.measured'), t('qa.expected')].map((l) => h('th', { scope: 'col' }, l)))),
       h('tbody', null, rows))));
 }
