@@ -270,6 +270,17 @@ def test_sign_in_wrong_password_and_sign_out(tabs: Tabs, studio: Studio) -> None
     page.reload()  # the cookie keeps the session across a reload
     expect(page.get_by_test_id("current-user")).to_contain_text(ADMIN_EMAIL)
 
+    # An access token that no longer works (as when it expires): the studio
+    # renews the session with the cookie's refresh token, and stays signed in.
+    refresh = cookie["value"].split("~")[1]
+    page.context.add_cookies([{**cookie, "value": f"not.a.token~{refresh}"}])  # type: ignore[list-item]
+    page.reload()
+    expect(page.get_by_test_id("current-user")).to_contain_text(ADMIN_EMAIL)
+    page.goto("/#/settings/keys")  # a page that reads the API with the renewed cookie
+    expect(page.get_by_test_id("create-key-form")).to_be_visible()
+    renewed = _session_cookie(page)
+    assert renewed and renewed["value"].split("~")[1] != refresh  # a new refresh token
+
     page.get_by_test_id("signout-button").click()
     expect(page.get_by_test_id("signin-form")).to_be_visible()
     expect(page).to_have_url(re.compile(r"#/signin"))
