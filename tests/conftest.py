@@ -92,6 +92,8 @@ ONE_WORKER_MODULES = {
     "tests/production/test_montage.py": "module-scoped clips and montages",
     "tests/production/test_narrate.py": "module-scoped narrations",
     "tests/production/test_music.py": "renders cached per process (functools.cache)",
+    "tests/e2e/browser/test_studio.py": "a module-scoped server, browser and renders",
+    "tests/e2e/test_processes.py": "servers of several processes each",
 }  # a new module-scoped fixture that is costly to make belongs here too
 
 

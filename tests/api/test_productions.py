@@ -19,6 +19,10 @@ JOB_FIELDS = {
     "progress",
     "eta_seconds",
     "title",
+    "duration",
+    "language",
+    "subtitles_burned",
+    "has_storyboard",
     "fast_track",
     "review",
     "estimate",
@@ -627,3 +631,18 @@ async def test_storyboard_edit_when_not_paused_is_409_even_if_invalid(api: Api) 
         f"/v1/productions/{job['id']}/storyboard", json=too_many, headers=headers
     )
     _error(r, 409, "invalid_state")
+
+
+async def test_a_production_says_its_length_and_when_its_storyboard_exists(api: Api) -> None:
+    """The studio shows the video's length (not the render time) and asks for
+    the storyboard only once there is one."""
+    _, headers = await api.account()
+    script = "Honeybees visit flowers. They bring nectar home."
+    job = await api.submit(headers, prompt=None, script=script, language="fr")
+    assert not job["has_storyboard"] and job["language"] == "fr"
+    assert 3 < job["duration"] < 6  # two short sentences read aloud, not the preset's 45 s
+    assert job["duration"] == job["estimate"]["duration"] != job["estimate"]["seconds"]
+    assert job["subtitles_burned"] is True
+    await api.to_review(job["id"])
+    r = await api.client.get(f"/v1/productions/{job['id']}", headers=headers)
+    assert r.json()["has_storyboard"] and r.json()["duration"] == storyboard().duration

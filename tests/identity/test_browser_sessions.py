@@ -33,7 +33,9 @@ async def test_sign_in_sets_an_httponly_lax_cookie_and_no_token_in_the_body(api:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["user"]["email"] == user.email
-    assert set(body) == {"user", "csrf_token", "csrf_expires_in"}  # no access/refresh token
+    # No access or refresh token in the body: only when the access token expires.
+    assert set(body) == {"user", "csrf_token", "csrf_expires_in", "access_expires_in"}
+    assert 0 < body["access_expires_in"] <= 3600
     session = next(c for c in cookie_header(r) if c.startswith("aiprod_session="))
     assert "HttpOnly" in session and "SameSite=lax" in session and "Path=/" in session
     assert "Secure" not in session  # plain http: a browser would drop a Secure cookie

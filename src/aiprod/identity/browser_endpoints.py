@@ -36,6 +36,10 @@ class BrowserSession(BaseModel):
         "the session cookie.  Keep it in memory only."
     )
     csrf_expires_in: int = Field(description="Seconds the CSRF token stays valid.")
+    access_expires_in: int = Field(
+        description="Seconds before the cookie's access token expires: renew the session "
+        "(`POST /v1/auth/session/refresh`) a little before."
+    )
 
 
 class CsrfToken(BaseModel):
@@ -60,7 +64,10 @@ async def _signed_in(
     token = identity.csrf.issue(pair.session_id)
     browser.set_csrf(response, request, token, lifetime)
     return BrowserSession(
-        user=UserOut.from_user(found.user), csrf_token=token, csrf_expires_in=lifetime
+        user=UserOut.from_user(found.user),
+        csrf_token=token,
+        csrf_expires_in=lifetime,
+        access_expires_in=pair.expires_in,
     )
 
 

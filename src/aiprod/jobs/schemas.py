@@ -49,6 +49,13 @@ class JobOut(BaseModel):
     progress: int = Field(ge=0, le=100)
     eta_seconds: float | None
     title: str | None
+    duration: float = Field(
+        description="Seconds of video: the storyboard's once planned, else what the estimate "
+        "assumes (`estimate.seconds` is the render's wall time)."
+    )
+    language: str
+    subtitles_burned: bool = Field(description="Subtitles drawn into the picture.")
+    has_storyboard: bool = Field(description="Planning is done: `links.storyboard` answers.")
     fast_track: bool = Field(description="Simple request: fastest path, no review gate.")
     review: bool = Field(description="Pauses for storyboard approval after planning.")
     estimate: CostEstimate
@@ -62,6 +69,7 @@ class JobOut(BaseModel):
     @classmethod
     def from_job(cls, job: Job, root: str = "") -> JobOut:
         base = f"{root}/v1/productions/{job.id}"
+        estimate = CostEstimate.model_validate(job.estimate)
         return cls(
             id=job.id,
             status=cast(JobStatus, job.status),
@@ -69,9 +77,17 @@ class JobOut(BaseModel):
             progress=job.progress,
             eta_seconds=job.eta_seconds,
             title=job.title,
+            duration=job.duration,
+            language=job.language,
+            subtitles_burned=bool(
+                (job.request.get("subtitles") or {}).get("burn_in", True)
+                if isinstance(job.request, dict)
+                else True
+            ),
+            has_storyboard=job.storyboard is not None,
             fast_track=job.fast_track,
             review=job.review,
-            estimate=CostEstimate.model_validate(job.estimate),
+            estimate=estimate,
             error=JobError.model_validate(job.error) if job.error else None,
             qa=_qa_summary(job.qa),
             created_at=job.created_at,

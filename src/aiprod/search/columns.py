@@ -28,9 +28,12 @@ def _number(value: Any, default: float = 0.0) -> float:
     return number if number == number and abs(number) != float("inf") else default
 
 
-def duration(request: dict[str, Any], storyboard: dict[str, Any] | None) -> float:
-    """Seconds of video: the storyboard's timeline once planned, else what was
-    asked (or the preset's default length)."""
+def duration(
+    request: dict[str, Any], storyboard: dict[str, Any] | None, estimate: dict[str, Any]
+) -> float:
+    """Seconds of video: the storyboard's timeline once planned, else what the
+    estimate assumed (a script's reading time), else what was asked (or the
+    preset's default length)."""
     if storyboard:
         try:
             return round(Storyboard.model_validate(storyboard).duration, 3)
@@ -39,6 +42,8 @@ def duration(request: dict[str, Any], storyboard: dict[str, Any] | None) -> floa
             total = sum(_number(s.get("duration")) for s in scenes if isinstance(s, dict))
             if total > 0:
                 return round(total, 3)
+    if _number(estimate.get("duration")) > 0:
+        return round(_number(estimate["duration"]), 3)
     if request.get("duration") is not None:
         return round(_number(request["duration"]), 3)
     preset = PRESETS.get(str(request.get("preset")))
@@ -68,7 +73,7 @@ def derive(
     language = (storyboard or {}).get("language") or request.get("language") or "en"
     return {
         "cost": round(_number(estimate.get("total")), 8),
-        "duration": duration(request, storyboard),
+        "duration": duration(request, storyboard, estimate),
         "preset": str(request.get("preset") or "")[:32],
         "aspect": str(request.get("aspect") or "")[:8],
         "resolution": resolution(request, estimate),

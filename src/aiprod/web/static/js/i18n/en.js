@@ -126,7 +126,7 @@ export default {
   'qa.check.no_black_scenes': 'No black scenes', 'qa.check.no_frozen_scenes': 'No frozen scenes', 'qa.check.resolution': 'Resolution',
   'qa.check.subtitle_coverage': 'Subtitle coverage', 'qa.check.subtitles_file': 'Subtitle file', 'qa.check.video_codec': 'Video codec',
   'qa.check.video_present': 'Video track', 'qa.check.readable': 'Readable file',
-  'cost.title': 'Cost', 'cost.estimated': 'Estimated', 'cost.actual': 'Actual', 'cost.budget': 'Budget', 'cost.length': 'Estimated length',
+  'cost.title': 'Cost', 'cost.estimated': 'Estimated', 'cost.actual': 'Actual', 'cost.budget': 'Budget', 'cost.length': 'Video length', 'cost.render_time': 'Estimated render time',
   'cost.by_stage_actual': 'Actual cost by stage', 'cost.by_stage_estimate': 'Estimated cost by stage',
   'cost.stage': 'Stage', 'cost.backend': 'Backend', 'cost.time': 'Time', 'cost.amount': 'Cost',
 

@@ -126,7 +126,7 @@ export default {
   'qa.check.no_black_scenes': 'Aucune scène noire', 'qa.check.no_frozen_scenes': 'Aucune scène figée', 'qa.check.resolution': 'Résolution',
   'qa.check.subtitle_coverage': 'Couverture des sous-titres', 'qa.check.subtitles_file': 'Fichier de sous-titres', 'qa.check.video_codec': 'Codec vidéo',
   'qa.check.video_present': 'Piste vidéo', 'qa.check.readable': 'Fichier lisible',
-  'cost.title': 'Coût', 'cost.estimated': 'Estimé', 'cost.actual': 'Réel', 'cost.budget': 'Budget', 'cost.length': 'Durée estimée',
+  'cost.title': 'Coût', 'cost.estimated': 'Estimé', 'cost.actual': 'Réel', 'cost.budget': 'Budget', 'cost.length': 'Durée de la vidéo', 'cost.render_time': 'Temps de rendu estimé',
   'cost.by_stage_actual': 'Coût réel par étape', 'cost.by_stage_estimate': 'Coût estimé par étape',
   'cost.stage': 'Étape', 'cost.backend': 'Moteur', 'cost.time': 'Temps', 'cost.amount': 'Coût',
 

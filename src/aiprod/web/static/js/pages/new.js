@@ -241,7 +241,7 @@ function renderEstimate(res) {
     h('p', { class: 'estimate__total' }, h('span', { class: 'estimate__amount' }, formatMoney(e.total)),
       h('span', { class: 'muted' }, ` ${t('new.estimate_total')}`)),
     h('dl', { class: 'facts' },
-      h('dt', null, t('new.estimate_length')), h('dd', null, formatSeconds(e.seconds)),
+      h('dt', null, t('new.estimate_length')), h('dd', null, formatSeconds(e.duration)),
       h('dt', null, t('new.estimate_time')), h('dd', null, formatSeconds(time)),
       h('dt', null, t('new.estimate_format')), h('dd', null, `${e.spec.width}×${e.spec.height} · ${e.spec.fps} fps · ${tOr(`quality.${e.spec.quality}`, e.spec.quality)}`)),
     res.fast_track ? h('p', { class: 'pill pill--ok' }, t('new.fast_track')) : null,

@@ -60,7 +60,9 @@ export function resultsPanel(jobId) {
     const vtt = byName['subtitles.vtt'];
     if (vtt) {
       el.append(h('track', { kind: 'subtitles', src: `${artifactUrl(jobId, vtt)}?v=${vtt.sha256.slice(0, 12)}`,
-        srclang: language || 'en', label: t('production.subtitles_label') }));
+        srclang: language || 'en', label: t('production.subtitles_label'),
+        // Burned-in subtitles are already in the picture: the track stays off until asked for.
+        default: job.subtitles_burned === false }));
     }
     replace(player, el);
   }
@@ -117,7 +119,8 @@ function renderCost(job, report) {
     facts.push(h('dt', null, t('cost.actual')), h('dd', { 'data-testid': 'actual-cost' }, formatMoney(report.actual_total)));
     if (report.budget !== null && report.budget !== undefined) facts.push(h('dt', null, t('cost.budget')), h('dd', null, formatMoney(report.budget)));
   }
-  if (est) facts.push(h('dt', null, t('cost.length')), h('dd', null, formatSeconds(est.seconds)));
+  if (job.duration) facts.push(h('dt', null, t('cost.length')), h('dd', null, formatSeconds(job.duration)));
+  if (est) facts.push(h('dt', null, t('cost.render_time')), h('dd', null, formatSeconds(est.seconds)));
   const actual = Boolean(report && report.actual && report.actual.length);
   const stageCell = (stage, backend) => h('th', { scope: 'row' }, tOr(`stage.${stage}`, stage), h('span', { class: 'cell-sub' }, backend));
   const stageRows = actual ? report.actual.map((s) => h('tr', null, stageCell(s.stage, s.backend),

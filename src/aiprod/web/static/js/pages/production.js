@@ -114,11 +114,10 @@ export default {
       try { setJob(await api.get(`/v1/productions/${seg(id)}`)); } catch (err) {
         if (err instanceof ApiError && err.status === 404) { navigate('/productions'); return; }
       }
-      const planned = ['awaiting_approval', 'completed'].includes(job.status)
-        || (job.stage && job.stage !== 'plan') || progress.isDone('plan');
-      const board = await storyboard.load(job, planned);
+      // The server says whether planning is done: no request that would 404.
+      const board = await storyboard.load(job, Boolean(job.has_storyboard));
       storyboardShown = Boolean(board);
-      if (board) language = board.language || 'en';
+      language = (board && board.language) || job.language || 'en';
       await results.load(job, language);
     }
     const reloadSoon = debounce(reloadAll, 400);

@@ -112,7 +112,7 @@ export default {
         statusTd, stageTd,
         h('td', { 'data-label': t('productions.col_created') }, formatDate(job.created_at)),
         h('td', { 'data-label': t('productions.col_cost'), class: 'num' }, formatMoney(job.estimate && job.estimate.total)),
-        h('td', { 'data-label': t('productions.col_length'), class: 'num' }, formatSeconds(job.estimate && job.estimate.seconds)));
+        h('td', { 'data-label': t('productions.col_length'), class: 'num' }, formatSeconds(job.duration)));
       const entry = { tr, job, update(next) {
         entry.job = { ...entry.job, ...next };
         replace(statusTd, statusCell(entry.job));
