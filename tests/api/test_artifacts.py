@@ -252,3 +252,18 @@ async def test_real_render_end_to_end(tmp_path: Path) -> None:
         assert hashlib.sha256(full.content).hexdigest() == video["sha256"]
         events = (await api.client.get(f"{url}/events", headers=headers)).json()["items"]
         assert events[-1]["type"] == "job.completed"
+
+
+async def test_head_says_what_get_would_without_a_body(
+    done: tuple[Api, dict[str, str], str],
+) -> None:
+    api, headers, base = done
+    got = await api.client.get(f"{base}/video.mp4", headers=headers)
+    head = await api.client.head(f"{base}/video.mp4", headers=headers)
+    assert head.status_code == 200 and head.content == b""
+    for name in ("content-length", "content-type", "etag", "accept-ranges"):
+        assert head.headers[name] == got.headers[name], name
+    ranged = await api.client.head(f"{base}/video.mp4", headers={**headers, "Range": "bytes=0-9"})
+    assert ranged.status_code == 206 and ranged.headers["content-range"].startswith("bytes 0-9/")
+    assert (await api.client.head(f"{base}/nope.mp4", headers=headers)).status_code == 404
+    assert (await api.client.head(f"{base}/video.mp4")).status_code == 401

@@ -16,9 +16,9 @@ under ``/v1/productions/{production_id}`` for this.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
@@ -354,22 +354,35 @@ async def list_artifacts(
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
+_ARTIFACT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The whole file.",
+        "content": dict.fromkeys(("video/mp4", "application/octet-stream"), _BINARY),
+    },
+    206: {"description": "The requested byte range.", "content": {"video/mp4": _BINARY}},
+    304: {"description": "Unchanged since the `If-None-Match` ETag."},
+    **error_responses(401, 404, 416, 422),
+}
+
+
+@router.head(
+    "/{production_id}/artifacts/{name:path}",
+    tags=["artifacts"],
+    summary="A file's headers",
+    description="What `GET` would answer (size, type, ETag, a range's status), with no body "
+    "and without reading the file.",
+    response_class=Response,
+    responses=_ARTIFACT_RESPONSES,
+)
 @router.get(
     "/{production_id}/artifacts/{name:path}",
     tags=["artifacts"],
     summary="Download a file",
     response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "The whole file.",
-            "content": dict.fromkeys(("video/mp4", "application/octet-stream"), _BINARY),
-        },
-        206: {"description": "The requested byte range.", "content": {"video/mp4": _BINARY}},
-        304: {"description": "Unchanged since the `If-None-Match` ETag."},
-        **error_responses(401, 404, 416, 422),
-    },
+    responses=_ARTIFACT_RESPONSES,
 )
 async def get_artifact(
+    request: Request,
     production_id: ProductionId,
     name: Annotated[str, Path(description="A name from the artifact list, e.g. `video.mp4`.")],
     user: ResultsRead,
@@ -405,6 +418,8 @@ async def get_artifact(
     status, start, end, extra = byte_span(range_, size, "the file")
     headers.update(extra)
     headers["Content-Length"] = str(end - start)
+    if request.method == "HEAD":
+        return Response(status_code=status, media_type=art.content_type, headers=headers)
     return StreamingResponse(
         artifacts.stream(art, start, end),
         status_code=status,
