@@ -225,7 +225,7 @@ def _wrk(
             "wrk",
             "-t2",
             f"-c{connections}",
-            f"-d{seconds}s",
+            f"-d{round(seconds)}s",
             "--timeout",
             "10s",
             "-s",
@@ -501,7 +501,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--connections", type=int, nargs="+", default=[64, 256, 1000])
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--processes", type=int, default=0, help="0: one per core")
     parser.add_argument("--productions", type=int, default=300)
