@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from aiprod.production import telemetry
 from aiprod.provider_config import ProviderConfig
 
 log = logging.getLogger(__name__)
@@ -253,7 +254,23 @@ class ProviderClient:
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send with retries; the successful (2xx) response, body read.
-        Raises ProviderError."""
+        Raises ProviderError.  Each exchange and each failure is reported to
+        :mod:`aiprod.production.telemetry`."""
+        try:
+            return self._send(call, method, path, json, params, headers)
+        except ProviderError as exc:
+            telemetry.provider_error(self.name, call, exc.transient)
+            raise
+
+    def _send(
+        self,
+        call: str,
+        method: str,
+        path: str,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
         wait = self.breaker.allow()
         if wait is not None:
             raise ProviderError(
@@ -264,8 +281,10 @@ class ProviderClient:
             )
         attempt = 0
         while True:
+            started = time.monotonic()
             try:
                 with self._slots:
+                    started = time.monotonic()
                     response = self._http.request(
                         method,
                         self.url(path),
@@ -274,6 +293,7 @@ class ProviderClient:
                         headers={**self._headers, **(headers or {})},
                     )
             except httpx.TimeoutException:
+                telemetry.provider_attempt(self.name, call, "timeout", time.monotonic() - started)
                 error = ProviderError(
                     self.name,
                     call,
@@ -282,11 +302,14 @@ class ProviderClient:
                 )
                 delay: float | None = None
             except httpx.HTTPError as exc:
+                telemetry.provider_attempt(self.name, call, "network", time.monotonic() - started)
                 error = ProviderError(
                     self.name, call, f"network error: {type(exc).__name__}", transient=True
                 )
                 delay = None
             else:
+                outcome = _outcome(response.status_code)
+                telemetry.provider_attempt(self.name, call, outcome, time.monotonic() - started)
                 if response.is_success:
                     self.breaker.record(True)
                     return response
@@ -349,6 +372,15 @@ class ProviderClient:
                 status=response.status_code,
                 transient=True,
             ) from None
+
+
+def _outcome(status: int) -> str:
+    """An answer's class, as the metrics count it."""
+    if status < 400:
+        return "ok"
+    if status == 429:
+        return "http_429"
+    return "http_4xx" if status < 500 else "http_5xx"
 
 
 def _env(name: str) -> str:

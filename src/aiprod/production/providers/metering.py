@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from aiprod.production import telemetry
 from aiprod.production.cost import BudgetExceeded, PriceTable
 
 
@@ -80,6 +81,7 @@ class Meter:
         )
         with self._lock:
             self.charges.append(item)
+        telemetry.provider_charge(backend, unit, item.units, item.cost)
         return item
 
 
