@@ -108,6 +108,8 @@ class Job(Base):
     resolution: Mapped[str] = mapped_column(String(8), default="", server_default="")
     language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     voice: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # The X-Request-ID of the submission: the worker's log lines for the job carry it.
+    request_id: Mapped[str | None] = mapped_column(String(128))
 
 
 class JobEvent(Base):

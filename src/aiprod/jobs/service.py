@@ -24,6 +24,7 @@ from aiprod.jobs.leases import LeaseLost, Leases
 from aiprod.jobs.lifecycle import EventHook
 from aiprod.jobs.models import Checkpoint, Job, JobEvent
 from aiprod.jobs.quotas import Quotas
+from aiprod.ops import context as log_context
 from aiprod.production.cost import fit_budget, is_fast_track
 from aiprod.production.models import STAGES, ProductionRequest, Scene, Storyboard
 
@@ -76,6 +77,7 @@ class JobService(Leases):
             next_attempt_at=utcnow(),
             created_at=utcnow(),
             updated_at=utcnow(),
+            request_id=log_context.request_id(),
         )
         try:
             async with self.db.transaction() as s:
