@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from aiprod import __version__
 from aiprod.api import errors, health, middleware, ratelimit
 from aiprod.api import openapi as api_openapi
+from aiprod.api.observability import ObservabilityMiddleware
 from aiprod.db.engine import Database
 from aiprod.db.migrate import upgrade_async
 from aiprod.events import endpoints as event_endpoints
@@ -38,6 +39,7 @@ from aiprod.jobs.retention import RetentionTask
 from aiprod.jobs.service import EventHook, JobService
 from aiprod.jobs.uploads import endpoints as media_endpoints
 from aiprod.jobs.uploads import receive as media_receive
+from aiprod.ops import endpoints as ops_endpoints
 from aiprod.private_files import private_dir
 from aiprod.settings import Settings, get_settings
 from aiprod.storage.store import Storage
@@ -89,6 +91,7 @@ TAGS = [
         "(protocol: docs/websocket.md).",
     },
     {"name": "webhooks", "description": "Signed, retried event deliveries to your endpoints."},
+    {"name": "metrics", "description": "Prometheus metrics, for a scraper or an admin."},
 ]
 
 
@@ -115,6 +118,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
             await upgrade_async(cfg.sqlalchemy_url)
             storage = Storage(cfg.artifact_url)
             app.state.settings = cfg
+            app.state.metrics_token = ops_endpoints.scrape_token(cfg)
             app.state.db = db
             app.state.storage = storage
             app.state.identity = identity
@@ -170,6 +174,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
         rate_limits=cfg.rate_limits_enabled,
         hsts=cfg.hsts,
     )
+    app.add_middleware(ObservabilityMiddleware, access=cfg.access_log)  # outermost
     app.include_router(health.router)
     app.include_router(identity_endpoints.router)
     app.include_router(job_endpoints.router)
@@ -182,6 +187,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool | None
     app.include_router(event_endpoints.tickets)
     app.include_router(webhook_endpoints.router)
     app.include_router(usage_endpoints.router)
+    app.include_router(ops_endpoints.router)
     web_routes.install(app)
     check_routes(app)  # deny by default: every /v1 route declares its permission
     api_openapi.install(app)

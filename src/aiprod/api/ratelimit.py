@@ -53,6 +53,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from aiprod.api.limiter import Limiter, Outcome, Policy
 from aiprod.errors import RateLimited, error_body, error_responses
 from aiprod.identity import browser
+from aiprod.ops import metrics
 
 log = logging.getLogger("aiprod.api.ratelimit")
 
@@ -133,6 +134,7 @@ class _Standing:
 
 
 def _refusal(cls: str, outcome: Outcome) -> RateLimited:
+    metrics.rate_limit_refused(cls, outcome.kind)
     retry = max(1, math.ceil(outcome.retry_after))
     return RateLimited(
         f"too many {cls} requests from this {outcome.kind}; retry in {retry} s",

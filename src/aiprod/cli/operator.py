@@ -40,14 +40,14 @@ def worker(
 
 
 def configure_logging(log_level: str) -> None:
-    """The worker's log lines, at `log_level` (a bad name is a CLI error)."""
-    import logging
+    """The worker's log lines, at `log_level` (a bad name is a CLI error), in
+    AIPROD_LOG_FORMAT (aiprod.ops.logs: JSON lines, or for people at a terminal)."""
+    from aiprod.ops import logs
 
-    level = logging.getLevelName(log_level.upper())
-    if not isinstance(level, int):
-        raise fail(f"unknown log level {log_level!r}")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(max(level, logging.WARNING))
+    try:
+        logs.configure(platform_settings().log_format, log_level)
+    except ValueError:
+        raise fail(f"unknown log level {log_level!r}") from None
 
 
 async def run_worker(settings: Settings, concurrency: int | None) -> None:

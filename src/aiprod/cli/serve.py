@@ -94,10 +94,10 @@ def serve(
     )
     console.print(example, markup=False, highlight=False, soft_wrap=True)
     if count > 1:
-        import logging
+        from aiprod.ops import logs
 
         console.print(f"supervisor pid {os.getpid()}: SIGHUP reloads, SIGTERM stops")
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+        logs.configure(settings.log_format, "info")
         shared = settings.model_copy(update={"rate_limit_processes": count})
         raise typer.Exit(Supervisor(shared, count, log_level.lower()).run())
 
@@ -111,14 +111,21 @@ def serve(
 
 
 def server_config(app: Any, settings: Settings, log_level: str) -> Any:
-    """uvicorn's configuration of an API process."""
+    """uvicorn's configuration of an API process, whose log lines (uvicorn's
+    included) it sends to stderr in AIPROD_LOG_FORMAT (aiprod.ops.logs); the
+    app writes the access log, uvicorn's is off."""
     import uvicorn
 
+    from aiprod.ops import logs
+
+    logs.configure(settings.log_format, log_level)
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=log_level.lower(),
+        log_config=None,
+        access_log=False,
         server_header=False,
         # X-Forwarded-* is handled by the app, from settings.trusted_proxies only.
         proxy_headers=False,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Final
@@ -48,6 +49,7 @@ from aiprod.events.transports.postgres import PostgresListener, notify
 from aiprod.events.transports.redis import RedisPublisher, RedisSubscriber
 from aiprod.jobs.models import Job, JobEvent
 from aiprod.jobs.service import EventHook
+from aiprod.ops import metrics
 from aiprod.settings import Settings
 
 __all__ = ["EventBus", "EventPublisher", "Sink", "worker_publisher"]
@@ -376,6 +378,8 @@ class EventBus:
         for sub in self._all:
             sub.offer(env)
         self.delivered += 1
+        created = env.created()
+        metrics.event_fanned_out(time.time() - created if created is not None else None)
 
     async def _heartbeat_loop(self) -> None:
         """One clock for every stream (no timer per subscriber): a stream that

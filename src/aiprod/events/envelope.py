@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from aiprod.events.schemas import job_event_json
 from aiprod.jobs.models import JobEvent
@@ -26,6 +27,18 @@ class Envelope:
         """The form carried by Redis and NOTIFY: a header the receiver can route
         on without parsing the JSON."""
         return f"1 {self.owner_id} {self.job_id} {self.seq} {self.type} {self.text}"
+
+    def created(self) -> float | None:
+        """Unix time the event was recorded (its ``ts``), read from the wire JSON
+        without parsing the rest; None when only the coordinates are known."""
+        start = self.text.find('"ts":"')
+        if start < 0:
+            return None
+        end = self.text.find('"', start + 6)
+        try:
+            return datetime.fromisoformat(self.text[start + 6 : end]).timestamp()
+        except ValueError:
+            return None
 
     def hint(self) -> str:
         return f"1 {self.owner_id} {self.job_id} {self.seq} {self.type} "

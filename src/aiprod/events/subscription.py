@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from aiprod.db.base import utcnow
 from aiprod.events.envelope import Envelope
+from aiprod.ops import metrics
 
 if TYPE_CHECKING:
     from aiprod.events.bus import EventBus
@@ -63,6 +64,7 @@ class Subscription:
             self._queue.clear()
             self.overflowed = True
             self.bus.overflows += 1
+            metrics.subscriber_dropped(self.scope)
         else:
             self._queue.append(env)
         self.wake()

@@ -44,6 +44,8 @@ _bearer = HTTPBearer(
     description="An access token from `POST /v1/auth/login` or `/v1/auth/refresh`, an API "
     "key (`aipk_…`), or an ID token of a configured external issuer.",
 )
+BEARER = _bearer
+"""The bearer scheme, for a guard of another module (``/metrics``)."""
 
 
 async def principal_from_token(app_state: Any, token: str) -> Principal:
@@ -316,15 +318,20 @@ def route_permission(route: RouteInfo) -> str | None:
     return declared if isinstance(declared, str) else None
 
 
+GUARDED = ("/v1/", "/metrics")
+"""Paths whose routes must each declare what they need (`check_routes`)."""
+
+
 def check_routes(app: FastAPI) -> None:
-    """Deny by default: every ``/v1`` HTTP route must declare a permission (a
-    `require` dependency) or be explicitly public (``openapi_extra={"x-aiprod-
-    permission": "public"}``); the app refuses to start otherwise.  Each
+    """Deny by default: every HTTP route under `GUARDED` (``/v1``, ``/metrics``)
+    must declare a permission (a `require` dependency) or be explicitly public
+    (``openapi_extra={"x-aiprod-permission": "public"}``); the app refuses to
+    start otherwise.  Each
     route's need is written into the OpenAPI document as ``x-aiprod-permission``."""
     needs: dict[tuple[str, str], str] = {}
     missing = []
     for route in api_routes(app):
-        if not route.path.startswith("/v1/"):
+        if not route.path.startswith(GUARDED):
             continue
         need = route_permission(route)
         if need is None:

@@ -30,6 +30,7 @@ from aiprod.db.base import utcnow
 from aiprod.jobs.lifecycle import JobLog
 from aiprod.jobs.models import Checkpoint, Job, WorkerBeat
 from aiprod.jobs.quota_models import ClaimTurn
+from aiprod.ops import metrics
 
 CANDIDATES = 5
 """Jobs a claim tries in turn when other workers take the first ones."""
@@ -90,11 +91,13 @@ class Leases(JobLog):
                     job.error = error
                     job.failed_stage = job.stage
                     await self._transition(s, job, "failed", "job.failed", {"error": error})
+                    metrics.lease_reclaimed("failed")
                     continue
                 await self._event(
                     s, job, "job.resumed", {"worker": worker_id, "attempt": job.attempts}
                 )
                 await _take_turn(s, job.owner_id)
+                metrics.lease_reclaimed("resumed")
                 return job
         return None
 

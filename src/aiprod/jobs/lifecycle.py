@@ -20,6 +20,7 @@ from aiprod.db.engine import Database
 from aiprod.errors import NotFound
 from aiprod.jobs import state
 from aiprod.jobs.models import Job, JobEvent
+from aiprod.ops import metrics
 from aiprod.production.cost import PriceTable
 from aiprod.search import sync as search_sync
 from aiprod.settings import Settings
@@ -64,6 +65,7 @@ class JobLog:
         ev = JobEvent(job_id=job.id, seq=seq, type=type_, payload=body, created_at=utcnow())
         s.add(ev)
         await s.flush()
+        metrics.job_event(type_)
         if self.on_event is not None:
             await self.on_event(s, job, ev)
         return ev

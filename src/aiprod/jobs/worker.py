@@ -1,6 +1,6 @@
 """The job worker: claims jobs, runs the production pipeline, checkpoints every stage.
 
-Size (~530 lines): one job's whole life (claim, lease and heartbeat, run,
+Size (~580 lines): one job's whole life (claim, lease and heartbeat, run,
 checkpoint, finish or retry) reads best in one place; checkpoint files live in
 ``jobs/checkpoints.py`` and the lease queries in ``jobs/leases.py``.
 
@@ -53,6 +53,8 @@ from aiprod.jobs.models import Job
 from aiprod.jobs.service import EventHook, JobService, LeaseLost
 from aiprod.jobs.uploads import fetch as uploads
 from aiprod.jobs.uploads.service import MediaService
+from aiprod.ops import context as log_context
+from aiprod.ops import metrics
 from aiprod.production.models import ProductionRequest, Storyboard
 from aiprod.production.pipeline import (
     Cancelled,
@@ -117,6 +119,7 @@ class _Run:
     stage_names: dict[str, list[str]] = field(default_factory=dict)
     last_percent: int = -1
     last_progress_at: float = 0.0
+    stage_started: float | None = None
 
     def abort(self, reason: AbortReason) -> None:
         """Ask the pipeline to stop at its next progress step; the first reason wins."""
@@ -155,6 +158,7 @@ class Worker:
         self.hostname = socket.gethostname() or "host"
         self.pid = os.getpid()
         self._runs: dict[uuid.UUID, _Run] = {}
+        metrics.install_engine_recorder()  # provider calls made by the pipelines
 
     # ------------------------------------------------------------------ loop
 
@@ -213,6 +217,7 @@ class Worker:
         while True:
             try:
                 await self.service.beat(self.worker_id, self.hostname, self.pid)
+                metrics.worker_heartbeat()
             except Exception:
                 log.warning("worker %s: heartbeat row not written", self.worker_id, exc_info=True)
             await asyncio.sleep(self.settings.heartbeat_seconds)
@@ -221,7 +226,13 @@ class Worker:
 
     async def process(self, job: Job) -> None:
         """Run one claimed job to its next resting state.  Never raises: every
-        outcome is recorded on the job (or deliberately left to another worker)."""
+        outcome is recorded on the job (or deliberately left to another worker).
+        Its log lines (the pipeline's included) carry the job's id, its owner's
+        and the submitting request's id."""
+        with log_context.job_context(job.id, job.request_id, job.owner_id):
+            await self._process(job)
+
+    async def _process(self, job: Job) -> None:
         outdir = self.settings.scratch_dir / str(job.id)
         run = _Run(job_id=job.id, outdir=outdir, loop=asyncio.get_running_loop())
         if job.cancel_requested:  # asked while its previous worker was dying
@@ -473,10 +484,14 @@ class Worker:
         payload: dict[str, Any]
         if ev.status == "started":
             run.stage = ev.stage
+            run.stage_started = time.monotonic()
             payload = {}
         elif ev.status == "fallback":
             payload = dict(ev.detail)
         elif ev.status == "completed":
+            began, run.stage_started = run.stage_started, None
+            took = time.monotonic() - began if began is not None else None
+            metrics.stage_finished(ev.stage, took, ev.units, ev.cached)
             payload = {
                 "cached": ev.cached,
                 "units": ev.units,

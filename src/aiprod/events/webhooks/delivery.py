@@ -40,6 +40,7 @@ from aiprod.events.models import WebhookDelivery, WebhookEndpoint
 from aiprod.events.tasks import cancel_all, wait_event
 from aiprod.events.webhooks.secrets import SecretBox, SecretUnreadable
 from aiprod.events.webhooks.signing import USER_AGENT, message_body, signed_headers
+from aiprod.ops import metrics
 from aiprod.settings import Settings
 from aiprod.ssrf import SSRFBlocked, WebhookURLError, parse_url, resolve
 
@@ -310,6 +311,7 @@ class WebhookDispatcher:
             values.update(
                 status="pending", next_attempt_at=now + timedelta(seconds=self.backoff(attempts))
             )
+        metrics.webhook_attempt("retrying" if values["status"] == "pending" else values["status"])
         async with self.db.transaction() as s:
             await s.execute(
                 update(WebhookDelivery)
