@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import (
 
 def make_engine(url: str) -> AsyncEngine:
     """An engine with the pragmas SQLite needs to serve several writers safely."""
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
+        # A file cannot drop the connection: no ping before each use (it was
+        # one thread round trip per session, a fifth of a cheap request).
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs.update(pool_size=10, max_overflow=10)
+        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
 
