@@ -17,7 +17,10 @@ them; it never serves a request itself.  It
   requests in flight and close event streams with 1001; the worker hands its
   jobs back) and waits for them.
 
-What must be shared between processes already is: sessions, revocations,
+Their metrics are summed by whichever answers a scrape: the supervisor empties
+a folder for prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``,
+else DATA_DIR/metrics) before starting them, and marks each process that
+exits.  What must be shared between processes already is: sessions, revocations,
 throttles and quotas live in the database; events cross processes through
 Redis or the database; rate limits are shared through Redis, and without it
 each process enforces its share of each limit.
@@ -35,9 +38,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event as EventType
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from aiprod.ops import metrics
 from aiprod.settings import Settings
 
 log = logging.getLogger("aiprod.supervisor")
@@ -126,6 +131,11 @@ class Supervisor:
         ]
         if settings.workers > 0:
             self.slots.append(Slot("worker", "worker", settings.worker_process_max_mb))
+        # One scrape of any process sums them all (prometheus-client's
+        # multiprocess mode), in a folder emptied for this run.
+        metrics.prepare_multiprocess_dir(
+            Path(os.environ.get(metrics.MULTIPROC_ENV) or settings.data_dir / "metrics")
+        )
         self.sock = socket.socket(
             socket.AF_INET6 if ":" in settings.host else socket.AF_INET, socket.SOCK_STREAM
         )
@@ -166,6 +176,7 @@ class Supervisor:
             log.warning("pid %s did not stop within %.0f s; killing it", process.pid, grace)
             process.kill()
             process.join(5)
+        metrics.mark_process_dead(process.pid or 0)
 
     def _grace(self, slot: Slot) -> float:
         return self.settings.lease_seconds + 5 if slot.kind == "worker" else 30.0
@@ -221,6 +232,7 @@ class Supervisor:
             process = slot.process
             if process is None or process.is_alive() or self.stopping:
                 continue
+            metrics.mark_process_dead(process.pid or 0)
             now = time.monotonic()
             slot.deaths.append(now)
             while slot.deaths and now - slot.deaths[0] > CRASH_WINDOW:
