@@ -179,8 +179,20 @@ def _productions_titled(studio: Studio, title: str) -> list[dict[str, object]]:
 def _posted_productions(studio: Studio, since: int) -> list[int]:
     """The statuses the server's access log gives POST /v1/productions after
     byte `since` (the browser cannot read a refused cross-origin answer)."""
-    log = studio.server.log.read_bytes()[since:].decode(errors="replace")
-    return [int(code) for code in re.findall(r'"POST /v1/productions HTTP/1.1" (\d{3})', log)]
+    found = []
+    for line in studio.server.log.read_bytes()[since:].decode(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)  # the server's JSON log lines (aiprod.access)
+        except ValueError:
+            continue
+        if (
+            isinstance(entry, dict)
+            and entry.get("logger") == "aiprod.access"
+            and entry.get("method") == "POST"
+            and entry.get("path") == "/v1/productions"
+        ):
+            found.append(int(entry["status"]))
+    return found
 
 
 @pytest.mark.parametrize("attacker_host", ["127.0.0.1", "localhost"])
