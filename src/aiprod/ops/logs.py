@@ -166,9 +166,13 @@ def configure(
         raise ValueError(f"unknown log level {level!r}")
     logging.basicConfig(handlers=[handler], level=numeric, force=True)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
+        # Whatever an earlier uvicorn.Config in this process set (handlers,
+        # levels): these lines go through the root, at the root's level.
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+        logger.disabled = False
+        logger.setLevel(logging.NOTSET)
     access = logging.getLogger("uvicorn.access")
     access.handlers.clear()
     access.propagate = False
