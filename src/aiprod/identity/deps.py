@@ -90,6 +90,14 @@ async def _authenticated(
     token, from_cookie = bearer_or_cookie(request, credentials)
     if token is None:
         raise unauthorized("missing bearer token", invalid_token=False)
+    found = await authenticated_by(request, token, from_cookie)
+    await limit_user(request, found.principal)
+    return found
+
+
+async def authenticated_by(request: Request, token: str, from_cookie: bool) -> Authenticated:
+    """Who `token` names (401 otherwise); with the cookie, an unsafe method
+    also needs the session's CSRF token (403).  Kept in the request state."""
     try:
         found = await identity_service(request).authenticate(token)
     except AuthError as exc:
@@ -97,7 +105,6 @@ async def _authenticated(
     if from_cookie:
         check_csrf(request, found.principal)
     request.state.principal = found.principal
-    await limit_user(request, found.principal)
     return found
 
 

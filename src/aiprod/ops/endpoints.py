@@ -27,14 +27,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 
 from aiprod.db.engine import Database
-from aiprod.errors import AuthError, error_responses
+from aiprod.errors import error_responses
 from aiprod.identity.deps import (
     BEARER,
     PERMISSION_KEY,
+    authenticated_by,
     bearer_or_cookie,
-    check_csrf,
     deny,
-    identity_service,
     unauthorized,
 )
 from aiprod.identity.permissions import has_permission
@@ -68,13 +67,7 @@ async def metrics_access(
         and hmac.compare_digest(token.encode(), expected.encode())
     ):
         return "scraper"
-    try:
-        found = await identity_service(request).authenticate(token)
-    except AuthError as exc:
-        raise unauthorized(exc.message, invalid_token=True) from None
-    if from_cookie:
-        check_csrf(request, found.principal)
-    request.state.principal = found.principal
+    found = await authenticated_by(request, token, from_cookie)
     if not has_permission(found.principal, PERMISSION):
         raise await deny(
             request,
