@@ -1,5 +1,5 @@
-"""`aiprod serve` on every core: several API processes sharing one listening
-socket, the job worker in a process of its own, and a supervisor over them.
+"""`aiprod serve` on every core: several API processes on one port, the job
+worker in a process of its own, and a supervisor over them.
 
 Each API process listens on the port with its own socket (SO_REUSEPORT), so
 the kernel spreads new connections evenly over them — with one shared
