@@ -13,7 +13,7 @@ from pydantic.json_schema import SkipJsonSchema
 from aiprod.access_config import Role
 from aiprod.identity.api_keys.service import KeyRotated, key_status
 from aiprod.identity.models import ApiKey, AuditEvent, AuthSession, User
-from aiprod.identity.permissions import ALL_PERMISSIONS
+from aiprod.identity.permissions import ALL_PERMISSIONS, PERMISSIONS
 
 Permission = Literal[
     "jobs:create",
@@ -102,6 +102,9 @@ class UserOut(BaseModel):
     id: uuid.UUID
     email: str
     role: str = Field(description="admin, user, viewer or service.")
+    permissions: list[str] = Field(
+        description="What the role allows now (a credential may narrow it: API-key scopes)."
+    )
     is_active: bool
     created_at: datetime
 
@@ -111,6 +114,7 @@ class UserOut(BaseModel):
             id=user.id,
             email=user.email,
             role=user.role,
+            permissions=sorted(PERMISSIONS.get(user.role, frozenset())),
             is_active=user.is_active,
             created_at=user.created_at,
         )

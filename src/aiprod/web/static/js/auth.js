@@ -2,19 +2,7 @@
 // an HttpOnly cookie the studio never sees; the CSRF token only in memory.
 import { api, ApiError, configure, loadCsrf, setCsrf, scheduleRenewals, refreshNow } from './api.js';
 
-// Mirror of aiprod.identity.permissions.PERMISSIONS (the server refuses anyway).
-const JOBS = ['jobs:create', 'jobs:read', 'jobs:update', 'jobs:delete', 'jobs:approve'];
-const WEBHOOKS = ['webhooks:read', 'webhooks:write'];
-const MEDIA = ['media:read', 'media:write'];
-const ADMIN = ['admin:users', 'admin:roles', 'admin:keys', 'admin:audit'];
-export const ALL_PERMISSIONS = [...JOBS, 'results:read', ...WEBHOOKS, ...MEDIA, ...ADMIN];
 export const ROLES = ['admin', 'user', 'viewer', 'service'];
-const PERMISSIONS = {
-  admin: new Set(ALL_PERMISSIONS),
-  user: new Set([...JOBS, 'results:read', ...WEBHOOKS, ...MEDIA]),
-  viewer: new Set(['jobs:read', 'results:read', 'media:read']),
-  service: new Set(['jobs:create', 'jobs:read', 'jobs:update', 'results:read', ...WEBHOOKS, ...MEDIA]),
-};
 
 let user = null;
 const listeners = new Set();
@@ -31,12 +19,9 @@ export function onUserChange(fn) {
 
 export function currentUser() { return user; }
 
+// What the role allows, as the server says with the user (it refuses anyway).
 export function can(permission) {
-  return Boolean(user && PERMISSIONS[user.role] && PERMISSIONS[user.role].has(permission));
-}
-
-export function rolePermissions(role) {
-  return ALL_PERMISSIONS.filter((p) => PERMISSIONS[role] && PERMISSIONS[role].has(p));
+  return Boolean(user && user.permissions && user.permissions.includes(permission));
 }
 
 export function isAdmin() { return Boolean(user && user.role === 'admin'); }

@@ -2,7 +2,7 @@
 import { h, replace } from '../dom.js';
 import { t, formatDate } from '../i18n.js';
 import { api, seg } from '../api.js';
-import { currentUser, rolePermissions } from '../auth.js';
+import { currentUser } from '../auth.js';
 import { pageHeader, loading, errorBox, emptyState, table, field, checkbox, button, busy, confirmDialog,
   secretDialog, showFieldErrors, toast, pill } from '../ui.js';
 
@@ -12,7 +12,7 @@ export default {
   title: () => t('keys.title'),
   async render(main) {
     const listWrap = h('div', null, loading());
-    const perms = rolePermissions(currentUser().role);
+    const perms = currentUser().permissions || [];
 
     const name = field({ label: t('keys.name'), name: 'name', maxlength: '100', required: true, testid: 'key-name' });
     const expires = field({ label: t('keys.expires'), name: 'expires_in_days', type: 'number', min: '1', max: '365', step: '1',
