@@ -51,7 +51,8 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiprod.api.limiter import Limiter, Outcome, Policy
-from aiprod.errors import RateLimited, error_body, error_responses
+from aiprod.api.openapi import amend_operations, error_entry
+from aiprod.errors import RateLimited, error_body
 from aiprod.identity import browser
 from aiprod.ops import metrics
 
@@ -284,34 +285,16 @@ _HEADERS = {
 def install_openapi(app: FastAPI) -> None:
     """Declare the 429 and its headers on every limited operation, and its
     class as ``x-aiprod-rate-limit``."""
-    build = app.openapi
 
-    def openapi() -> dict[str, Any]:
-        fresh = app.openapi_schema is None
-        schema = build()
-        if fresh:
-            for path, item in schema.get("paths", {}).items():
-                for method, operation in item.items():
-                    cls = classify(method.upper(), path)
-                    if cls is None or not isinstance(operation, dict):
-                        continue
-                    operation["x-aiprod-rate-limit"] = cls
-                    responses = operation.setdefault("responses", {})
-                    entry = responses.setdefault(
-                        "429",
-                        {
-                            "description": error_responses(429)[429]["description"],
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/ErrorResponse"}
-                                }
-                            },
-                        },
-                    )
-                    entry.setdefault("headers", {}).update(_HEADERS)
-        return schema
+    def limited(method: str, path: str, operation: dict[str, Any]) -> None:
+        cls = classify(method.upper(), path)
+        if cls is None:
+            return
+        operation["x-aiprod-rate-limit"] = cls
+        entry = operation.setdefault("responses", {}).setdefault("429", error_entry(429))
+        entry.setdefault("headers", {}).update(_HEADERS)
 
-    setattr(app, "openapi", openapi)  # noqa: B010 (FastAPI's documented override)
+    amend_operations(app, limited)
 
 
 UserCheck = Callable[[uuid.UUID], Awaitable[None]]
