@@ -45,6 +45,8 @@ from typing import Any
 
 import httpx
 
+from aiprod.cli.processes import rss_mb
+
 PASSWORD = "bench password, long enough"
 SECRET_KEY = "bench-secret-key-" + "x" * 32
 PG_ADMIN = os.environ.get("AIPROD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -130,16 +132,6 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
-def _rss_mb(pid: int, field_name: str = "VmRSS") -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def _name(pid: int) -> str:
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -162,10 +154,13 @@ class Sampler:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
+        ticks = 0
         while not self.stop.wait(0.2):
             for pid in [self.server_pid, *_descendants(self.server_pid)]:
-                self.peak_rss[pid] = max(self.peak_rss.get(pid, 0.0), _rss_mb(pid))
-            if self.pg_url is not None:
+                self.peak_rss[pid] = max(self.peak_rss.get(pid, 0.0), rss_mb(pid))
+            ticks += 1
+            # A psql per sample costs CPU on the measured machine: once a second.
+            if self.pg_url is not None and ticks % 5 == 1:
                 self.peak_connections = max(self.peak_connections, _pg_connections(self.pg_url))
 
 

@@ -79,11 +79,7 @@ class JobOut(BaseModel):
             title=job.title,
             duration=job.duration,
             language=job.language,
-            subtitles_burned=bool(
-                (job.request.get("subtitles") or {}).get("burn_in", True)
-                if isinstance(job.request, dict)
-                else True
-            ),
+            subtitles_burned=bool((job.request.get("subtitles") or {}).get("burn_in", True)),
             has_storyboard=job.storyboard is not None,
             fast_track=job.fast_track,
             review=job.review,

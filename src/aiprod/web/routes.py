@@ -19,6 +19,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
@@ -143,9 +144,8 @@ class _StudioFiles(StaticFiles):
     async def get_response(self, path: str, scope: Scope) -> Response:
         try:
             return await super().get_response(path, scope)
-        except Exception as exc:  # Starlette raises its HTTPException (404, 405)
-            status = getattr(exc, "status_code", None)
-            if status == 404:
+        except StarletteHTTPException as exc:  # 404, 405: in the one error shape
+            if exc.status_code == 404:
                 raise NotFound(f"no studio file {path!r}") from None
             raise
 
