@@ -25,8 +25,6 @@ browser says (``Origin``) that another site's page sent them.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import secrets
 import time
@@ -38,7 +36,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from aiprod.errors import Forbidden
-from aiprod.identity.tokens import SigningKeyring
+from aiprod.identity.tokens import SigningKeyring, b64url
 
 SESSION_COOKIE = "aiprod_session"
 CSRF_COOKIE = "aiprod_csrf"
@@ -47,6 +45,7 @@ HOST_PREFIX = "__Host-"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SEPARATOR = "~"  # not in a JWT, a refresh token or base64url; allowed in a cookie value
 _VERSION = "v1"
+_PURPOSE = b"aiprod csrf token v1"
 
 
 def secure(conn: HTTPConnection) -> bool:
@@ -139,10 +138,6 @@ def check_origin(conn: HTTPConnection, allowed: list[str]) -> None:
 # -------------------------------------------------------------------- CSRF
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 @dataclass(frozen=True)
 class CsrfTokens:
     """Issue and check CSRF tokens bound to login sessions."""
@@ -150,15 +145,14 @@ class CsrfTokens:
     keyring: SigningKeyring
     lifetime_seconds: int
 
-    def _mac(self, secret: str, session_id: uuid.UUID, expiry: int, nonce: str) -> str:
-        key = hmac.new(secret.encode(), b"aiprod csrf token v1", hashlib.sha256).digest()
-        message = f"{_VERSION}.{session_id}.{expiry}.{nonce}".encode()
-        return _b64(hmac.new(key, message, hashlib.sha256).digest())
+    @staticmethod
+    def _message(session_id: uuid.UUID, expiry: int, nonce: str) -> bytes:
+        return f"{_VERSION}.{session_id}.{expiry}.{nonce}".encode()
 
     def issue(self, session_id: uuid.UUID, now: float | None = None) -> str:
         expiry = int(now if now is not None else time.time()) + self.lifetime_seconds
-        nonce = _b64(secrets.token_bytes(16))
-        mac = self._mac(self.keyring.current, session_id, expiry, nonce)
+        nonce = b64url(secrets.token_bytes(16))
+        mac = self.keyring.mac(_PURPOSE, self._message(session_id, expiry, nonce))
         return f"{_VERSION}.{expiry}.{nonce}.{mac}"
 
     def check(self, token: str | None, cookie: str | None, session_id: uuid.UUID) -> None:
@@ -178,10 +172,7 @@ class CsrfTokens:
         if cookie is None or not hmac.compare_digest(cookie.encode(), token.encode()):
             raise Forbidden("the CSRF token does not match its cookie", code="csrf_invalid")
         # Every key of the ring verifies: a token outlives a secret-key rotation.
-        if not any(
-            hmac.compare_digest(mac, self._mac(secret, session_id, int(expiry), nonce))
-            for secret in self.keyring.by_kid.values()
-        ):
+        if not self.keyring.verifies(_PURPOSE, self._message(session_id, int(expiry), nonce), mac):
             raise Forbidden("the CSRF token is not this session's", code="csrf_invalid")
         if int(expiry) <= time.time():
             raise Forbidden("the CSRF token has expired (GET /v1/csrf-token)", code="csrf_expired")

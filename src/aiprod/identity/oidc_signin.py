@@ -34,12 +34,13 @@ import httpx
 from aiprod import tls
 from aiprod.access_config import OIDCIssuer, check_fetch_url
 from aiprod.identity.oidc import ExternalIdentityClaims, OIDCError, OIDCVerifier
-from aiprod.identity.tokens import SigningKeyring
+from aiprod.identity.tokens import SigningKeyring, b64url
 
 FLOW_COOKIE = "aiprod_oidc"
 FLOW_SECONDS = 600
 CALLBACK_PATH = "/v1/auth/oidc/callback"
 MAX_ANSWER_BYTES = 256 * 1024
+_PURPOSE = b"aiprod oidc flow v1"
 
 
 class SignInError(Exception):
@@ -57,10 +58,6 @@ class Flow:
     nonce: str
     verifier: str
     expires: int
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _unb64(text: str) -> bytes:
@@ -84,22 +81,15 @@ class OIDCSignIn:
 
     # ------------------------------------------------------------ flow cookie
 
-    def _mac(self, secret: str, payload: bytes) -> str:
-        key = hmac.new(secret.encode(), b"aiprod oidc flow v1", hashlib.sha256).digest()
-        return _b64(hmac.new(key, payload, hashlib.sha256).digest())
-
     def seal(self, flow: Flow) -> str:
-        payload = _b64(json.dumps(flow.__dict__, separators=(",", ":")).encode())
-        return payload + "." + self._mac(self.keyring.current, payload.encode())
+        payload = b64url(json.dumps(flow.__dict__, separators=(",", ":")).encode())
+        return payload + "." + self.keyring.mac(_PURPOSE, payload.encode())
 
     def open(self, cookie: str | None) -> Flow:
         if not cookie or cookie.count(".") != 1 or len(cookie) > 2048:
             raise SignInError("oidc_state", "the sign-in expired or was started elsewhere")
         payload, mac = cookie.split(".")
-        if not any(
-            hmac.compare_digest(mac, self._mac(secret, payload.encode()))
-            for secret in self.keyring.by_kid.values()
-        ):
+        if not self.keyring.verifies(_PURPOSE, payload.encode(), mac):
             raise SignInError("oidc_state", "the sign-in expired or was started elsewhere")
         flow = Flow(**json.loads(_unb64(payload)))
         if flow.expires <= time.time():
@@ -147,7 +137,7 @@ class OIDCSignIn:
             verifier=secrets.token_urlsafe(48),
             expires=int(time.time()) + FLOW_SECONDS,
         )
-        challenge = _b64(hashlib.sha256(flow.verifier.encode()).digest())
+        challenge = b64url(hashlib.sha256(flow.verifier.encode()).digest())
         query = urlencode(
             {
                 "response_type": "code",

@@ -12,7 +12,9 @@ the credentials programs send, are another thing: see `api_keys`.)
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import os
 import secrets
 import stat
@@ -91,6 +93,21 @@ class SigningKeyring:
     def current(self) -> str:
         return self.by_kid[self.current_kid]
 
+    def mac(self, purpose: bytes, message: bytes, secret: str | None = None) -> str:
+        """HMAC-SHA256 of `message` (base64url) under a key derived from
+        `secret` (default: the current key) for `purpose` alone, so that a MAC
+        made for one purpose is worthless for any other."""
+        key = hmac.new((secret or self.current).encode(), purpose, hashlib.sha256).digest()
+        return b64url(hmac.new(key, message, hashlib.sha256).digest())
+
+    def verifies(self, purpose: bytes, message: bytes, mac: str) -> bool:
+        """Whether `mac` is `message`'s under any key of the ring (a MAC made
+        before a key rotation still verifies)."""
+        return any(
+            hmac.compare_digest(mac, self.mac(purpose, message, secret))
+            for secret in self.by_kid.values()
+        )
+
     @classmethod
     def from_settings(cls, settings: Settings) -> SigningKeyring:
         current = signing_key(settings)
@@ -102,6 +119,11 @@ class SigningKeyring:
                 )
             keys.setdefault(signing_key_id(old), old)
         return cls(signing_key_id(current), keys)
+
+
+def b64url(data: bytes) -> str:
+    """base64url without padding (JWT style)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def issue_access(
