@@ -284,9 +284,12 @@ def test_sign_in_wrong_password_and_sign_out(tabs: Tabs, studio: Studio) -> None
 
     # An access token that no longer works (as when it expires): the studio
     # renews the session with the cookie's refresh token, and stays signed in.
+    # The studio's page is left first: a page still running when its cookie
+    # is swapped could refresh with it while unloading (see the issue note).
     refresh = cookie["value"].split("~")[1]
+    page.goto("about:blank")
     page.context.add_cookies([{**cookie, "value": f"not.a.token~{refresh}"}])  # type: ignore[list-item]
-    page.reload()
+    page.goto(f"{studio.base}/#/productions")
     expect(page.get_by_test_id("current-user")).to_contain_text(ADMIN_EMAIL)
     page.goto("/#/settings/keys")  # a page that reads the API with the renewed cookie
     expect(page.get_by_test_id("create-key-form")).to_be_visible()
