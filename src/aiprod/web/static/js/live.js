@@ -3,6 +3,7 @@
 // reconnect asks for a new one). Events carry job_id and seq; we remember the
 // last seq per job and resume after it when we reconnect, with backoff.
 import { api, ApiError } from './api.js';
+import { currentUser } from './auth.js';
 
 const HEARTBEAT_DEAD_MS = 50000; // the server heartbeats every 15 s
 const FATAL = new Set([1008, 4400, 4403, 4404]);
@@ -54,6 +55,8 @@ export class LiveSocket {
   seen(jobId) { return this.lastSeq.get(jobId) || 0; }
 
   async connect() {
+    // Signed out meanwhile (another tab, or this one): no ticket to ask for.
+    if (!currentUser()) this.stopped = true;
     if (this.stopped) return;
     this.onState(this.attempt ? 'retrying' : 'connecting');
     let ticket;
